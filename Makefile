@@ -1,0 +1,44 @@
+# Two commands for a fresh Debian 12 machine (run as root):
+#   make demo   install every system and Python dependency, run a container in a VM
+#   make test   the same installs, then the whole test suite
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
+            mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
+            libssl-dev cpio libjson-c-dev python3-venv zstd ca-certificates
+STAMP   := $(VENV)/.installed
+
+.PHONY: deps install demo test lint bench clean
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+install: deps $(STAMP)
+
+demo: install
+	images/busybox/rootfs.sh /tmp/vmcontainer-busybox.tar
+	$(VENV)/bin/vmcontainer import /tmp/vmcontainer-busybox.tar busybox
+	$(VENV)/bin/vmcontainer run --rm busybox sh -c 'echo "hello from $$(hostname), a VM running Linux $$(uname -r)"'
+
+test: install
+	$(PY) -m pytest -ra tests
+
+lint: install
+	$(VENV)/bin/ruff check vmcontainer tests bench
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/start_latency.py
+
+clean:
+	rm -rf $(VENV) guest/build

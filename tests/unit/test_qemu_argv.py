@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vmcontainer.errors import InvalidParameter
+from vmcontainer.vm.qemu import qemu_argv
+from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
+
+
+def spec(**kw: object) -> MachineSpec:
+    base: dict[str, object] = dict(
+        name="vmc-x", kernel=Path("/k"), initramfs=Path("/i"), cmdline="quiet",
+        memory_mib=256, vcpus=2, run_dir=Path("/run/x"),
+        disks=(DiskSpec(Path("/d/rootfs.qcow2"), "rootfs"),
+               DiskSpec(Path("/d/config.iso"), "config", format="raw", readonly=True)),
+        channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
+    )
+    base.update(kw)
+    return MachineSpec(**base)  # type: ignore[arg-type]
+
+
+def test_microvm_tcg_command_line() -> None:
+    argv = qemu_argv(spec(), "qemu", "tcg", 2596130)
+    joined = " ".join(argv)
+    assert "-machine microvm,x-option-roms=off,acpi=off,pit=off,pic=off" in joined
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert argv[argv.index("-cpu") + 1] == "max"
+    assert argv[argv.index("-append") + 1] == "quiet tsc_early_khz=2596130"
+    assert "virtio-blk-device,drive=disk0,serial=rootfs" in argv
+    assert "driver=raw,node-name=disk1,file=file1,read-only=on" in argv
+    assert "virtserialport,bus=vser0.0,chardev=ch0,name=org.vmcontainer.agent.0" in argv
+    assert "-nodefaults" in argv and "-no-user-config" in argv and "-no-reboot" in argv
+    assert argv[argv.index("-m") + 1] == "256" and argv[argv.index("-smp") + 1] == "2"
+
+
+def test_kvm_on_q35_uses_pci_devices_and_no_tsc_hint() -> None:
+    argv = qemu_argv(spec(machine_type="q35"), "qemu", "kvm", 2596130)
+    assert argv[argv.index("-cpu") + 1] == "host"
+    assert "virtio-blk-pci,drive=disk0,serial=rootfs" in argv
+    assert "tsc_early_khz" not in " ".join(argv)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(memory_mib=32), dict(vcpus=0), dict(machine_type="isapc"),
+    dict(disks=(DiskSpec(Path("/a"), "x"), DiskSpec(Path("/b"), "x"))),
+])
+def test_invalid_specs_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(InvalidParameter):
+        spec(**bad)
+
+
+def test_disk_and_channel_fields_validate() -> None:
+    with pytest.raises(InvalidParameter):
+        DiskSpec(Path("/a"), "bad serial!")
+    with pytest.raises(InvalidParameter):
+        DiskSpec(Path("/a"), "x", format="vmdk")
+    with pytest.raises(InvalidParameter):
+        ChannelSpec("n", "../agent.sock")

@@ -1,0 +1,1 @@
+"""The ``vmcontainer`` command."""

@@ -1,0 +1,93 @@
+"""``vmcontainer images | load | import | rmi``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from vmcontainer.cli.common import handles_errors, make_context
+from vmcontainer.cli.format import human_duration, since, table
+from vmcontainer.errors import VmcError
+
+
+def _size(n: int) -> str:
+    """Docker's HumanSize (decimal units, 3 significant digits)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.3g}{unit}"
+        value /= 1000
+    return f"{value:.3g}TB"
+
+
+@click.command()
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@handles_errors
+def images(quiet: bool) -> None:
+    """List images."""
+    ctx = make_context()
+    rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+    for img in ctx.images.list():
+        short = img.id.removeprefix("sha256:")[:12]
+        if quiet:
+            click.echo(short)
+            continue
+        tags = img.repo_tags or ["<none>:<none>"]
+        for tag in tags:
+            repo, _, t = tag.rpartition(":")
+            created = f"{human_duration(since(img.created))} ago" if img.created else "N/A"
+            rows.append([repo, t, short, created, _size(img.size)])
+    if not quiet:
+        click.echo(table(rows))
+
+
+@click.command()
+@click.option("-i", "--input", "archive", required=True, type=click.Path(path_type=Path),
+              help="Read from tar archive file (docker save or OCI archive)")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
+@handles_errors
+def load(archive: Path, quiet: bool) -> None:
+    """Load an image from a tar archive."""
+    ctx = make_context()
+    for line in ctx.images.load(archive):
+        if not quiet:
+            click.echo(line)
+
+
+@click.command(name="import")
+@click.argument("tarball", type=click.Path(path_type=Path))
+@click.argument("reference", required=False)
+@handles_errors
+def import_(tarball: Path, reference: str | None) -> None:
+    """Import a root filesystem tarball as a one-layer image ('-' reads stdin)."""
+    ctx = make_context()
+    source = sys.stdin.buffer if str(tarball) == "-" else tarball
+    click.echo(ctx.images.import_rootfs(source, reference))
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image")
+@click.argument("names", nargs=-1, required=True)
+def rmi(force: bool, names: tuple[str, ...]) -> None:
+    """Remove one or more images."""
+    ctx = make_context()
+    code = 0
+    for name in names:
+        try:
+            users = [c.name for c in ctx.store.all()
+                     if c.image_id == ctx.images.resolve(name).id]
+            if users and not force:
+                click.echo(f"Error response from daemon: conflict: unable to remove repository "
+                           f"reference \"{name}\" (must force) - container {users[0]} is using "
+                           "its referenced image", err=True)
+                code = 1
+                continue
+            for item in ctx.images.remove(name, force=force):
+                for k, v in item.items():
+                    click.echo(f"{k}: {v}")
+        except VmcError as err:
+            click.echo(f"Error response from daemon: {err}", err=True)
+            code = 1
+    sys.exit(code)

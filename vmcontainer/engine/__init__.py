@@ -1,0 +1,1 @@
+"""Containers: records and their state machine, the store on disk, logs, lifecycle."""

@@ -1,0 +1,52 @@
+"""EngineContext: the parts one engine works with, built once and passed down
+(no global state): settings, the container store, the image store, the backend."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from vmcontainer.config import Settings
+from vmcontainer.engine.container import Container
+from vmcontainer.engine.store import ContainerStore
+from vmcontainer.errors import System
+from vmcontainer.image.store import ImageStore
+from vmcontainer.vm.backend import Backend
+from vmcontainer.vm.bootassets import BootAssets, Progress, ensure_boot_assets
+
+
+class EngineContext:
+    """``backend`` may be set later (choosing it may probe KVM: see
+    ``vmcontainer.vm.accel``); boot assets are built on first use, reporting to
+    ``progress``."""
+
+    def __init__(self, settings: Settings, backend: Backend | None = None,
+                 assets: BootAssets | None = None, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.store = ContainerStore(settings.containers_dir)
+        self.images = ImageStore(settings.image_dir)
+        self._backend = backend
+        self._assets = assets
+        self._progress = progress
+
+    @property
+    def backend(self) -> Backend:
+        """The backend VMs start on; raises System when none was set."""
+        if self._backend is None:
+            raise System("no VM backend configured")
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def boot_assets(self) -> BootAssets:
+        if self._assets is None:
+            self._assets = ensure_boot_assets(self.settings.boot_dir, self._progress)
+        return self._assets
+
+    def update(self, cid: str, **changes: Any) -> Container:
+        """Load, change and atomically save one record; returns the new record."""
+        c = replace(self.store.load(cid), **changes)
+        self.store.save(c)
+        return c

@@ -1,0 +1,147 @@
+"""Create a container: resolve the image, build the record, make its overlay disk.
+
+Rolls back on failure: a half-created container leaves no directory behind.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+
+from vmcontainer.engine.container import Container
+from vmcontainer.engine.names import random_name, validate_name
+from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
+from vmcontainer.engine.spec import ContainerSpec
+from vmcontainer.engine.state import now_rfc3339
+from vmcontainer.engine.store import ContainerStore
+from vmcontainer.errors import InvalidParameter
+from vmcontainer.image.store import Image, ImageStore
+from vmcontainer.vm.overlay import create_overlay
+from vmcontainer.vm.spec import MIN_MEMORY_MIB
+
+MAX_VCPUS = 64
+
+
+def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) -> dict[str, Any]:
+    ic: dict[str, Any] = image.config.get("config") or {}
+    return {
+        "Hostname": hostname,
+        "Domainname": "",
+        "User": spec.user or ic.get("User", ""),
+        "AttachStdin": False,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": spec.tty,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Env": env,
+        "Cmd": list(spec.cmd) if spec.cmd is not None else ic.get("Cmd"),
+        "Image": spec.image,
+        "Volumes": ic.get("Volumes"),
+        "WorkingDir": spec.working_dir or ic.get("WorkingDir", ""),
+        "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None
+        else ic.get("Entrypoint"),
+        "OnBuild": None,
+        "Labels": {**(ic.get("Labels") or {}), **spec.labels},
+        "StopSignal": ic.get("StopSignal"),
+    }
+
+
+def _host_config(spec: ContainerSpec) -> dict[str, Any]:
+    if spec.memory_bytes and spec.memory_bytes < MIN_MEMORY_MIB << 20:
+        raise InvalidParameter(
+            f"Minimum memory limit allowed for a VM container is {MIN_MEMORY_MIB}MB"
+        )
+    if spec.nano_cpus < 0 or spec.nano_cpus > MAX_VCPUS * 10**9:
+        raise InvalidParameter(
+            f"Range of CPUs is from 0.01 to {MAX_VCPUS}.00, as there are only "
+            f"{MAX_VCPUS} CPUs available"
+        )
+    return {
+        "Binds": None,
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "NetworkMode": "none",
+        "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "AutoRemove": spec.auto_remove,
+        "Memory": spec.memory_bytes,
+        "NanoCpus": spec.nano_cpus,
+        "Runtime": "vmcontainer",
+    }
+
+
+def vm_size(host_config: dict[str, Any], default_mib: int, default_vcpus: int) -> tuple[int, int]:
+    """(memory MiB, vCPUs) of the VM: ``Memory`` bytes become the guest's RAM,
+    ``NanoCpus`` rounds up to whole vCPUs."""
+    mem = host_config.get("Memory") or 0
+    cpus = host_config.get("NanoCpus") or 0
+    return (mem >> 20 if mem else default_mib,
+            max(1, math.ceil(cpus / 1e9)) if cpus else default_vcpus)
+
+
+def create_container(store: ContainerStore, images: ImageStore, spec: ContainerSpec) -> Container:
+    """Validate ``spec``, resolve its image (building the image's base disk on first
+    use), persist a new record in state ``created`` and make its qcow2 overlay.
+
+    Raises ImageNotFound, InvalidParameter (bad name, working dir, sizes, no
+    command), Conflict (name in use), System (disk tools failing).
+    """
+    name = validate_name(spec.name) if spec.name else ""
+    check_working_dir(spec.working_dir)
+    image = images.resolve(spec.image)
+    ic: dict[str, Any] = image.config.get("config") or {}
+    args = resolve_command(ic.get("Entrypoint"), ic.get("Cmd"), spec.entrypoint, spec.cmd)
+    host_config = _host_config(spec)
+    cid = secrets.token_hex(32)
+    hostname = spec.hostname or cid[:12]
+    if len(hostname) > 63 or not all(p for p in hostname.split(".")):
+        raise InvalidParameter(f"invalid hostname format: {hostname}")
+    env = container_env(ic.get("Env") or [], spec.env)
+    base = images.rootfs_disk(image)
+    container = Container(
+        id=cid, name="", created=now_rfc3339(), path=args[0], args=tuple(args[1:]),
+        image_id=image.id, config=_config(spec, image, hostname, env), host_config=host_config,
+    )
+    directory = store.dir(cid)
+    with store.locked():
+        if name:
+            store.check_name_free(name)
+        else:
+            name = random_name()
+            while any(c.name == name for c in store.all()):
+                name = random_name()
+        directory.mkdir(parents=True)
+        try:
+            container = Container(**{**container.__dict__, "name": name})
+            create_overlay(base, directory / "rootfs.qcow2")
+            store.save(container)
+        except BaseException:
+            store.delete(cid)
+            raise
+    return container
+
+
+def resolv_conf_text() -> str:
+    """The host's /etc/resolv.conf without loopback name servers (unreachable from
+    the guest), as Docker filters it; Docker's fallback servers when none remain."""
+    try:
+        lines = open("/etc/resolv.conf").read().splitlines()
+    except OSError:
+        lines = []
+    kept = [ln for ln in lines if not (ln.startswith("nameserver") and (
+        ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1")))]
+    if not any(ln.startswith("nameserver") for ln in kept):
+        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(kept) + "\n"
+
+
+def hosts_text(hostname: str) -> str:
+    """/etc/hosts of a container without network endpoints (Docker's defaults)."""
+    return (
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+        f"ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+
+

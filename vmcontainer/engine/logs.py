@@ -1,0 +1,76 @@
+"""Container logs in Docker's json-file format (one JSON object per line:
+``{"log": "<text>", "stream": "stdout"|"stderr", "time": "<RFC 3339 nano>"}``).
+
+As Docker's json-file driver does, output is cut into entries at newlines, and a
+line longer than 16 KiB is split into several entries (moby daemon/logger
+copier.go: bufSize 16 KiB). The ``log`` text is the bytes decoded as UTF-8 with
+invalid sequences replaced, as Go's JSON encoder does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from vmcontainer.engine.state import now_rfc3339
+
+MAX_LINE = 16 * 1024
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    stream: str
+    data: bytes
+    time: str
+
+
+class JsonFileWriter:
+    """Appends entries for both streams to one file; call ``close()`` at exit to
+    write partial last lines."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh: BinaryIO = open(path, "ab")  # noqa: SIM115 — closed in close()
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def _emit(self, stream: str, data: bytes) -> None:
+        entry = {"log": data.decode("utf-8", "replace"), "stream": stream, "time": now_rfc3339()}
+        self._fh.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self._partial[stream]
+        buf += data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0 or nl >= MAX_LINE:
+                break
+            self._emit(stream, bytes(buf[: nl + 1]))
+            del buf[: nl + 1]
+        while len(buf) >= MAX_LINE:
+            self._emit(stream, bytes(buf[:MAX_LINE]))
+            del buf[:MAX_LINE]
+        self._fh.flush()
+
+    def close(self) -> None:
+        for stream, buf in self._partial.items():
+            if buf:
+                self._emit(stream, bytes(buf))
+                buf.clear()
+        self._fh.close()
+
+
+def read_log(path: Path) -> Iterator[LogEntry]:
+    """Every entry of a json-file log, oldest first; skips a torn last line."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            yield LogEntry(d["stream"], d["log"].encode("utf-8"), d["time"])

@@ -1,0 +1,27 @@
+"""ContainerSpec: what a create request asks for (a subset of Docker's create body,
+Engine API v1.45 ContainerCreate: Config + HostConfig), parsed once, frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """``cmd``/``entrypoint`` None means "the image's"; ``env`` holds ``KEY=VALUE``
+    items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs ×1e9
+    (0: default); ``name`` "" means a generated one."""
+
+    image: str
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    memory_bytes: int = 0
+    nano_cpus: int = 0
+    auto_remove: bool = False
+    tty: bool = False

@@ -1,0 +1,204 @@
+"""Start a container: boot its VM, stream its output, record its exit.
+
+The one exit path: whatever ends the VM (the agent's EXIT, a START_ERROR, QEMU
+dying), ``_monitor`` records the result in the container record, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmcontainer.engine.container import Container
+from vmcontainer.engine.context import EngineContext
+from vmcontainer.engine.create import hosts_text, resolv_conf_text, vm_size
+from vmcontainer.engine.logs import JsonFileWriter
+from vmcontainer.engine.process import process_env
+from vmcontainer.engine.state import Status, now_rfc3339
+from vmcontainer.errors import NotModified, StartError, System
+from vmcontainer.guestlink.configdisk import write_config_disk
+from vmcontainer.guestlink.link import AgentLink
+from vmcontainer.guestlink.protocol import PORT_NAME, Frame, MsgType
+from vmcontainer.vm.backend import Machine
+from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
+
+log = logging.getLogger(__name__)
+
+# Sink for output as it arrives: (stream "stdout"|"stderr", bytes).
+OutputSink = Callable[[str, bytes], None]
+
+KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t"
+BOOT_TIMEOUT_S = 60.0
+AGENT_SOCKET = "agent.sock"
+
+
+@dataclass
+class Running:
+    """A started container. ``exit_code`` resolves when the container has ended and
+    its record says so."""
+
+    container: Container
+    machine: Machine
+    exit_code: asyncio.Future[int]
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self.exit_code)
+
+
+def guest_config(c: Container) -> dict[str, Any]:
+    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``."""
+    cfg = c.config
+    hostname = cfg["Hostname"]
+    return {
+        "id": c.id,
+        "hostname": hostname,
+        "hosts": hosts_text(hostname),
+        "resolv_conf": resolv_conf_text(),
+        "rootfs": {"serial": "rootfs", "fstype": "ext4", "readonly": False},
+        "process": {
+            "args": [c.path, *c.args],
+            "env": process_env(cfg.get("Env") or [], hostname, bool(cfg.get("Tty"))),
+            "cwd": cfg.get("WorkingDir") or "/",
+            "user": cfg.get("User") or "",
+        },
+    }
+
+
+async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None = None) -> Running:
+    """Boot the VM of container ``ref`` and return once its process runs.
+
+    Raises ContainerNotFound; NotModified when it is already running; StartError
+    (with Docker's exit code 125/126/127) when the process cannot start; System or
+    Unavailable when the VM cannot boot (the record then holds the error).
+    """
+    c = ctx.store.find(ref)
+    if c.state.running:
+        raise NotModified(f"container {c.name} is already running")
+    directory = ctx.store.dir(c.id)
+    assets = ctx.boot_assets()
+    write_config_disk(directory / "config.iso", guest_config(c))
+    for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
+        (directory / stale).unlink(missing_ok=True)
+    memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
+    spec = MachineSpec(
+        name=f"vmc-{c.short_id}", kernel=assets.kernel, initramfs=assets.initramfs,
+        cmdline=KERNEL_CMDLINE, memory_mib=memory_mib, vcpus=vcpus, run_dir=directory,
+        disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
+               DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
+        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+    )
+    t0 = time.monotonic()
+    machine = await ctx.backend.start(spec)
+    boot: dict[str, Any] = {
+        "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
+        "Kernel": str(assets.kernel), "Initramfs": str(assets.initramfs),
+        "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
+    }
+    try:
+        link = await _connect(machine)
+        started = await _await_start(link, machine, boot, t0)
+    except BaseException as err:
+        await machine.kill()
+        _record_start_failure(ctx, c, err)
+        raise
+    state = c.state.move(Status.RUNNING, pid=machine.pid or 0, exit_code=0, error="",
+                         started_at=now_rfc3339(), finished_at=c.state.finished_at)
+    c = ctx.update(c.id, state=state, boot=boot)
+    running = Running(c, machine, asyncio.get_running_loop().create_future())
+    running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
+    return running
+
+
+async def _connect(machine: Machine) -> AgentLink:
+    connect = asyncio.ensure_future(AgentLink.connect(machine.socket_path(AGENT_SOCKET)))
+    ended = asyncio.ensure_future(machine.wait())
+    done, _ = await asyncio.wait({connect, ended}, return_when=asyncio.FIRST_COMPLETED)
+    if connect in done:
+        ended.cancel()
+        return connect.result()
+    connect.cancel()
+    raise System(machine.failure() or "the VM ended before its agent answered")
+
+
+async def _await_start(link: AgentLink, machine: Machine, boot: dict[str, Any],
+                       t0: float) -> list[Frame]:
+    """Read frames until STARTED; returns frames that came with it (output)."""
+    early: list[Frame] = []
+    frames = link.frames()
+    try:
+        async with asyncio.timeout(BOOT_TIMEOUT_S):
+            async for frame in frames:
+                if frame.type == MsgType.HELLO:
+                    boot["ReadyMs"] = round((time.monotonic() - t0) * 1000, 1)
+                elif frame.type == MsgType.STARTED:
+                    boot["StartedMs"] = round((time.monotonic() - t0) * 1000, 1)
+                    boot["GuestPid"] = frame.json().get("pid")
+                    return early
+                elif frame.type == MsgType.START_ERROR:
+                    info = frame.json()
+                    raise StartError(str(info.get("message", "start failed")),
+                                     int(info.get("exit_code", 125)))
+                elif frame.type == MsgType.LOG:
+                    log.debug("agent: %s", frame.payload.decode(errors="replace"))
+                else:
+                    early.append(frame)
+    except TimeoutError as err:
+        raise System(f"the guest did not start within {BOOT_TIMEOUT_S:.0f}s "
+                     "(see console.log in the container directory)") from err
+    await machine.wait()
+    raise System(machine.failure() or "the VM ended before the container process started")
+
+
+def _record_start_failure(ctx: EngineContext, c: Container, err: BaseException) -> None:
+    code = err.exit_code if isinstance(err, StartError) else 125
+    with contextlib.suppress(Exception):
+        ctx.update(c.id, state=c.state.move(c.state.status, exit_code=code, error=str(err)))
+
+
+async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early: list[Frame],
+                   sink: OutputSink | None) -> None:
+    c = running.container
+    writer = JsonFileWriter(ctx.store.dir(c.id) / f"{c.id}-json.log")
+    exit_code: int | None = None
+    error = ""
+
+    def output(frame: Frame) -> None:
+        stream = "stdout" if frame.type == MsgType.STDOUT else "stderr"
+        writer.write(stream, frame.payload)
+        if sink:
+            sink(stream, frame.payload)
+
+    try:
+        for frame in early:
+            if frame.type in (MsgType.STDOUT, MsgType.STDERR):
+                output(frame)
+        async for frame in link.frames():
+            if frame.type in (MsgType.STDOUT, MsgType.STDERR):
+                output(frame)
+            elif frame.type == MsgType.EXIT:
+                exit_code = int(frame.json().get("exit_code", 255))
+                break
+            elif frame.type == MsgType.LOG:
+                log.debug("agent %s: %s", c.short_id, frame.payload.decode(errors="replace"))
+    except Exception as err:  # noqa: BLE001 — recorded below, never lost
+        error = str(err)
+        log.debug("container %s: agent link failed", c.short_id, exc_info=True)
+    finally:
+        writer.close()
+        await link.close()
+    if exit_code is not None:
+        await running.machine.stop()
+    else:
+        rc = await running.machine.wait()
+        error = error or (running.machine.failure() or "")
+        exit_code = 137 if rc in (-9, 137) else 255
+    latest = ctx.store.load(c.id)
+    ctx.update(c.id, state=latest.state.move(
+        Status.EXITED, pid=0, exit_code=exit_code, error=error, finished_at=now_rfc3339()))
+    running.exit_code.set_result(exit_code)

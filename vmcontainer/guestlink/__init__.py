@@ -1,0 +1,1 @@
+"""Host side of the agent protocol (guest/PROTOCOL.md) and the config disk."""

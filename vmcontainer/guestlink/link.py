@@ -1,0 +1,66 @@
+"""AgentLink: an asyncio connection to the agent's virtio-serial port.
+
+QEMU serves the port as a unix socket (``-chardev socket,server=on,wait=off``); the
+host connects, reads frames (guest/PROTOCOL.md) and may reconnect at any time —
+the guest's writes block while nobody is connected, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from vmcontainer.errors import Unavailable
+from vmcontainer.guestlink.protocol import Frame, FrameDecoder, encode
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 1 << 16
+
+
+class AgentLink:
+    """One connection to one guest agent. Not reusable after ``close()``."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._decoder = FrameDecoder()
+
+    @classmethod
+    async def connect(cls, path: str | Path, timeout: float = 10.0) -> AgentLink:
+        """Connect to the unix socket at ``path``, retrying every 2 ms while QEMU
+        creates it. Raises Unavailable after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(path), limit=_READ_CHUNK)
+                return cls(reader, writer)
+            except (FileNotFoundError, ConnectionRefusedError) as err:
+                if loop.time() > deadline:
+                    raise Unavailable(f"agent socket {path} did not open: {err}") from err
+                await asyncio.sleep(0.002)
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Yield frames until the connection ends (EOF: the VM is gone or we closed).
+        Raises ProtocolError on a corrupt stream."""
+        while True:
+            data = await self._reader.read(_READ_CHUNK)
+            if not data:
+                return
+            for frame in self._decoder.feed(data):
+                yield frame
+
+    async def send(self, msg_type: int, payload: bytes = b"") -> None:
+        """Send one host-to-guest frame and wait until it is handed to the socket."""
+        self._writer.write(encode(msg_type, payload))
+        await self._writer.drain()
+
+    async def close(self) -> None:
+        """Close the connection; idempotent, never raises for an already-dead peer."""
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, BrokenPipeError):
+            await self._writer.wait_closed()

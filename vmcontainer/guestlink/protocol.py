@@ -1,0 +1,88 @@
+"""Frames of the agent protocol, version 1 — the same contract as guest/PROTOCOL.md.
+
+A frame is an 8-byte header (type u8, flags u8, reserved u16, payload length u32
+big-endian) and the payload. ``tests/unit/test_protocol_doc.py`` checks these
+constants against the document and ``guest/protocol.h``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from vmcontainer.errors import System
+
+PROTOCOL_VERSION = 1
+PORT_NAME = "org.vmcontainer.agent.0"
+HEADER = struct.Struct(">BBHI")
+MAX_PAYLOAD = 1 << 20
+
+
+class MsgType(enum.IntEnum):
+    """Message types (PROTOCOL.md, tables "Guest to host" and "Host to guest")."""
+
+    HELLO = 0x01
+    STDOUT = 0x02
+    STDERR = 0x03
+    STARTED = 0x04
+    EXIT = 0x05
+    START_ERROR = 0x06
+    LOG = 0x07
+
+
+class ProtocolError(System):
+    """The byte stream from the guest does not follow PROTOCOL.md."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``type`` is a MsgType or an unknown int, ``payload`` bytes."""
+
+    type: int
+    payload: bytes
+
+    def json(self) -> dict[str, Any]:
+        """The payload parsed as a JSON object; raises ProtocolError otherwise."""
+        try:
+            value = json.loads(self.payload)
+        except ValueError as err:
+            raise ProtocolError(f"agent sent invalid JSON in message {self.type:#x}") from err
+        if not isinstance(value, dict):
+            raise ProtocolError(f"agent sent a non-object in message {self.type:#x}")
+        return value
+
+
+def encode(msg_type: int, payload: bytes = b"") -> bytes:
+    """Header + payload for one frame. Raises ValueError above MAX_PAYLOAD bytes."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return HEADER.pack(msg_type, 0, 0, len(payload)) + payload
+
+
+class FrameDecoder:
+    """Incremental decoder: ``feed(bytes)`` returns the frames completed so far."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        frames: list[Frame] = []
+        while len(self._buf) >= HEADER.size:
+            msg_type, _flags, _reserved, length = HEADER.unpack_from(self._buf)
+            if length > MAX_PAYLOAD:
+                raise ProtocolError(f"agent frame of {length} bytes exceeds {MAX_PAYLOAD}")
+            end = HEADER.size + length
+            if len(self._buf) < end:
+                break
+            frames.append(Frame(msg_type, bytes(self._buf[HEADER.size:end])))
+            del self._buf[:end]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered that do not yet form a whole frame."""
+        return len(self._buf)

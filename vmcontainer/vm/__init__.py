@@ -1,0 +1,1 @@
+"""Machines: MachineSpec → a running VM through one Backend protocol."""

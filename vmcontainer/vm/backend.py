@@ -1,0 +1,52 @@
+"""The one Backend protocol every hypervisor driver implements (after Kata's
+hypervisor interface, kept small). The engine never asks which backend it has."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from vmcontainer.vm.spec import MachineSpec
+
+
+class Machine(Protocol):
+    """A running (or ended) VM. ``stop`` and ``kill`` are idempotent."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None:
+        """The hypervisor's host process ID, when there is one."""
+
+    def socket_path(self, name: str) -> str:
+        """A path this process can connect to for the machine's socket ``name``
+        (a ChannelSpec.socket or ``qmp.sock``)."""
+
+    async def wait(self) -> int:
+        """Wait until the VM has ended; return the hypervisor's exit status."""
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """End the VM cleanly (disks flushed and closed), killing it after ``timeout``
+        seconds if it does not go."""
+
+    async def kill(self) -> None:
+        """End the VM at once."""
+
+    def failure(self) -> str | None:
+        """Why the hypervisor ended on its own with an error, as one line, or None."""
+
+
+class Backend(Protocol):
+    """Boots MachineSpecs. ``name`` is shown by ``docker info``; ``accelerator`` is
+    ``kvm`` or ``tcg``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def accelerator(self) -> str: ...
+
+    async def start(self, spec: MachineSpec) -> Machine:
+        """Start the VM and return as soon as the hypervisor runs (not when the guest
+        is ready). Raises Unavailable when the hypervisor is missing and
+        InvalidParameter for a spec it cannot run."""

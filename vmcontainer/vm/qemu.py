@@ -1,0 +1,200 @@
+"""The ``qemu`` backend: QEMU spawned directly, controlled over QMP (qemu.qmp).
+
+Machine: ``microvm`` (virtio-mmio, PVH boot of an uncompressed vmlinux, no firmware,
+no PCI) by default; ``q35`` (virtio-pci) where microvm lacks a capability. Flags and
+their reasons: DESIGN.md "Hypervisor" and issue "Fast start".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from qemu.qmp import QMPClient
+
+from vmcontainer.errors import InvalidParameter, Unavailable
+from vmcontainer.vm.host import host_tsc_khz
+from vmcontainer.vm.spec import MachineSpec
+
+log = logging.getLogger(__name__)
+
+QEMU_BINARY = "qemu-system-x86_64"
+_MICROVM = "microvm,x-option-roms=off,acpi=off,pit=off,pic=off,isa-serial=on,rtc=on"
+
+
+def _device(kind: str, machine_type: str) -> str:
+    """virtio device model for the machine's transport: ``virtio-blk-device`` on
+    microvm (mmio), ``virtio-blk-pci`` on q35."""
+    return f"virtio-{kind}-device" if machine_type == "microvm" else f"virtio-{kind}-pci"
+
+
+def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -> list[str]:
+    """The full QEMU command line for ``spec`` (``accel``: ``kvm`` or ``tcg``).
+
+    Pure function of its inputs; the unit tests pin its output.
+    """
+    mt = spec.machine_type
+    cmdline = [spec.cmdline, *spec.extra_cmdline]
+    if tsc_khz and accel == "tcg":
+        cmdline.append(f"tsc_early_khz={tsc_khz}")
+    argv = [
+        binary, "-name", spec.name,
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-machine", _MICROVM if mt == "microvm" else "q35",
+        "-accel", accel,
+        "-cpu", "host" if accel == "kvm" else "max",
+        "-m", str(spec.memory_mib),
+        "-smp", str(spec.vcpus),
+        "-kernel", str(spec.kernel),
+        "-initrd", str(spec.initramfs),
+        "-append", " ".join(c for c in cmdline if c),
+        "-chardev", "socket,id=qmp,path=qmp.sock,server=on,wait=off",
+        "-mon", "chardev=qmp,mode=control",
+        "-chardev", "file,id=console,path=console.log",
+        "-serial", "chardev:console",
+        "-device", _device("rng", mt),
+    ]
+    if spec.channels:
+        argv += ["-device", f"{_device('serial', mt)},id=vser0"]
+    for i, ch in enumerate(spec.channels):
+        argv += [
+            "-chardev", f"socket,id=ch{i},path={ch.socket},server=on,wait=off",
+            "-device", f"virtserialport,bus=vser0.0,chardev=ch{i},name={ch.name}",
+        ]
+    for i, disk in enumerate(spec.disks):
+        ro = "on" if disk.readonly else "off"
+        argv += [
+            "-blockdev",
+            f"driver=file,node-name=file{i},filename={disk.path},read-only={ro},"
+            "cache.direct=off,aio=threads",
+            "-blockdev", f"driver={disk.format},node-name=disk{i},file=file{i},read-only={ro}",
+            "-device", f"{_device('blk', mt)},drive=disk{i},serial={disk.serial}",
+        ]
+    return argv
+
+
+class QemuMachine:
+    """A QEMU process and its QMP connection (connected in the background)."""
+
+    def __init__(self, spec: MachineSpec, proc: asyncio.subprocess.Process) -> None:
+        self._spec = spec
+        self._proc = proc
+        self._qmp = QMPClient(spec.name)
+        self._qmp_task = asyncio.create_task(self._connect_qmp())
+        self._stopping = False
+        # Unix socket paths are limited to 107 bytes; reach the sockets through a
+        # directory file descriptor instead of the (deep) run_dir path.
+        self._dirfd = os.open(spec.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def socket_path(self, name: str) -> str:
+        """A connectable path (always short) for socket ``name`` in ``run_dir``."""
+        return f"/proc/{os.getpid()}/fd/{self._dirfd}/{name}"
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    async def _connect_qmp(self) -> None:
+        sock = self.socket_path("qmp.sock")
+        for _ in range(2500):
+            if self._proc.returncode is not None:
+                return
+            if os.path.exists(sock):
+                try:
+                    await self._qmp.connect(sock)
+                    return
+                except Exception:  # noqa: BLE001 — retried; QEMU may not listen yet
+                    pass
+            await asyncio.sleep(0.002)
+
+    async def wait(self) -> int:
+        rc = await self._proc.wait()
+        self._qmp_task.cancel()
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self._qmp.disconnect()
+        return rc
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """QMP ``quit`` (QEMU flushes and closes every block device), SIGTERM when
+        QMP is not up yet, SIGKILL after ``timeout`` seconds."""
+        if self._proc.returncode is not None:
+            return
+        self._stopping = True
+        sent = False
+        if self._qmp_task.done() and self._qmp.runstate.name == "RUNNING":
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._qmp.execute("quit"), timeout)
+                sent = True
+        if not sent:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.wait(), timeout)
+        except TimeoutError:
+            await self.kill()
+
+    async def kill(self) -> None:
+        if self._proc.returncode is None:
+            self._stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        await self.wait()
+
+    def failure(self) -> str | None:
+        """QEMU's own error line (from qemu.log) when it exited non-zero unasked."""
+        rc = self._proc.returncode
+        if rc is None or rc == 0 or self._stopping:
+            return None
+        try:
+            lines = (self._spec.run_dir / "qemu.log").read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        errors = [ln for ln in lines if ln.strip()]
+        return errors[-1] if errors else f"{QEMU_BINARY} exited with status {rc}"
+
+
+class QemuBackend:
+    """Spawns QEMU for each MachineSpec. ``accel`` is ``kvm`` or ``tcg`` (see
+    ``vmcontainer.vm.accel`` for how it is chosen)."""
+
+    name = "qemu"
+
+    def __init__(self, accel: str, binary: str | None = None) -> None:
+        self._accel = accel
+        self._binary = binary or shutil.which(QEMU_BINARY)
+        self._tsc_khz = host_tsc_khz()
+
+    @property
+    def accelerator(self) -> str:
+        return self._accel
+
+    async def start(self, spec: MachineSpec) -> QemuMachine:
+        if not self._binary:
+            raise Unavailable(f"{QEMU_BINARY} not found: install Debian's qemu-system-x86")
+        for what, path in (("guest kernel", spec.kernel), ("initramfs", spec.initramfs)):
+            if not Path(path).is_file():
+                raise InvalidParameter(f"{what} not found: {path}")
+        argv = qemu_argv(spec, self._binary, self._accel, self._tsc_khz)
+        log.debug("starting %s", " ".join(argv))
+        with open(spec.run_dir / "qemu.log", "wb") as errlog:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=errlog,
+                stderr=errlog,
+                cwd=spec.run_dir,
+                start_new_session=True,
+            )
+        return QemuMachine(spec, proc)

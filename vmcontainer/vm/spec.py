@@ -1,0 +1,82 @@
+"""MachineSpec and its parts: what a VM is, independent of how it is run.
+
+Frozen dataclasses, validated at construction; the backends render them (QEMU argv,
+libvirt XML). Units are in the field names (``memory_mib``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmcontainer.errors import InvalidParameter
+
+MIN_MEMORY_MIB = 64
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """A virtio-blk disk. ``serial`` is how the agent finds it (/sys/block/vdX/serial).
+    ``format`` is a QEMU block driver: ``qcow2`` or ``raw``."""
+
+    path: Path
+    serial: str
+    format: str = "qcow2"
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in ("qcow2", "raw"):
+            raise InvalidParameter(f"unsupported disk format {self.format!r}")
+        if not self.serial or len(self.serial) > 20 or not self.serial.isalnum():
+            raise InvalidParameter(f"disk serial must be 1-20 alphanumerics: {self.serial!r}")
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """A virtio-serial port named ``name`` in the guest, a unix socket on the host
+    (served by the hypervisor; the host connects to it) named ``socket`` inside the
+    machine's ``run_dir``. Socket paths are relative to ``run_dir`` because unix
+    socket paths are limited to 107 bytes and container directories are deep."""
+
+    name: str
+    socket: str
+
+    def __post_init__(self) -> None:
+        if "/" in self.socket or "," in self.socket or not self.socket:
+            raise InvalidParameter(f"channel socket must be a plain file name: {self.socket!r}")
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """Everything needed to boot one VM.
+
+    ``kernel``: an uncompressed vmlinux (PVH) or bzImage; ``initramfs``: uncompressed
+    cpio; ``cmdline``: kernel command line without the per-machine parts the backend
+    adds (TSC frequency); ``memory_mib`` ≥ 64; ``vcpus`` ≥ 1. ``run_dir`` is the
+    hypervisor's working directory and holds its sockets (``qmp.sock`` and the
+    channels), its log ``qemu.log`` and the serial console ``console.log``.
+    """
+
+    name: str
+    kernel: Path
+    initramfs: Path
+    cmdline: str
+    memory_mib: int
+    vcpus: int
+    run_dir: Path
+    disks: tuple[DiskSpec, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
+    machine_type: str = "microvm"
+    extra_cmdline: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.memory_mib < MIN_MEMORY_MIB:
+            raise InvalidParameter(
+                f"Minimum memory limit allowed for a VM container is {MIN_MEMORY_MIB}MB"
+            )
+        if not 1 <= self.vcpus <= 64:
+            raise InvalidParameter(f"vCPU count must be between 1 and 64, not {self.vcpus}")
+        if self.machine_type not in ("microvm", "q35"):
+            raise InvalidParameter(f"unsupported machine type {self.machine_type!r}")
+        if len({d.serial for d in self.disks}) != len(self.disks):
+            raise InvalidParameter("disk serials must be unique")
