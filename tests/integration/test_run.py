@@ -1,0 +1,153 @@
+"""Issue "vmcontainer run": each case boots a real VM (QEMU TCG here) with the real
+guest kernel and agent, through the real ``vmcontainer`` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from conftest import Vmc
+
+pytestmark = pytest.mark.vm
+
+
+def test_echo_hello(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "echo", "hello")
+    assert (r.returncode, r.out) == (0, "hello\n"), r.err
+
+
+def test_streams_and_exit_code(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert r.returncode == 3
+    assert r.out == "out\n"
+    assert r.err == "err\n"
+
+
+def test_command_not_found_is_127(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "nosuchcmd")
+    assert r.returncode == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in r.err
+
+
+def test_not_executable_is_126(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "/etc/passwd")
+    assert r.returncode == 126
+    assert 'exec: "/etc/passwd": permission denied' in r.err
+
+
+def test_main_process_is_pid_1(vmc: Vmc, busybox: str) -> None:
+    assert vmc("run", "--rm", busybox, "sh", "-c", "echo $$").out == "1\n"
+
+
+def test_pid_1_ignores_unhandled_signals(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "sh", "-c", "kill -9 $$; echo survived")
+    assert (r.returncode, r.out) == (0, "survived\n")
+
+
+def test_killed_child_reports_137(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "sh", "-c", "sleep 100 & kill -9 $!; wait $!")
+    assert r.returncode == 137
+
+
+def test_one_mib_of_output_is_byte_exact(vmc: Vmc, busybox: str) -> None:
+    # 1 MiB of printable, line-structured data produced in the guest.
+    script = "i=0; while [ $i -lt 16384 ]; do printf '%063d\\n' $i; i=$((i+1)); done"
+    r = vmc("run", "--name", "mib", busybox, "sh", "-c", script)
+    assert r.returncode == 0, r.err
+    expected = b"".join(b"%063d\n" % i for i in range(16384))
+    assert len(r.stdout) == 1 << 20
+    assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(expected).digest()
+    logs = vmc("logs", "mib")
+    assert logs.stdout == expected
+    vmc("rm", "mib", check=True)
+
+
+def test_env_workdir_user_hostname(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", "-e", "FOO=bar", "-w", "/tmp/new", "-u", "nobody", "-h", "box",
+            busybox, "sh", "-c", "env; pwd; id; hostname; cat /etc/hostname")
+    lines = r.out.splitlines()
+    assert "FOO=bar" in lines and "HOSTNAME=box" in lines and "HOME=/home" in lines
+    assert lines[0].startswith("PATH=")
+    assert "/tmp/new" in lines
+    assert "uid=65534(nobody) gid=65534(nogroup)" in r.out
+    assert lines[-2:] == ["box", "box"]
+
+
+def test_entrypoint_and_numeric_user(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", "--entrypoint", "id", "-u", "1234:5", busybox)
+    assert r.out.strip().startswith("uid=1234 gid=5"), r.out + r.err
+
+
+def test_env_file(vmc: Vmc, busybox: str, tmp_path: object) -> None:
+    from pathlib import Path
+    f = Path(str(tmp_path)) / "env"
+    f.write_text("# c\nA=1\nB=two words\n")
+    r = vmc("run", "--rm", "--env-file", str(f), busybox, "sh", "-c", 'echo "$A/$B"')
+    assert r.out == "1/two words\n"
+
+
+def test_container_lifecycle_records(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--name", "kept", busybox, "sh", "-c", "echo kept > /state; exit 5")
+    assert r.returncode == 5
+    ps = vmc("ps", "-a").out
+    assert "kept" in ps and "Exited (5)" in ps
+    info = json.loads(vmc("inspect", "kept").out)[0]
+    assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 5
+    assert info["Name"] == "/kept" and info["Config"]["Image"] == busybox
+    assert info["HostConfig"]["LogConfig"]["Type"] == "json-file"
+    conflict = vmc("run", "--name", "kept", busybox, "true")
+    assert conflict.returncode == 125 and "is already in use" in conflict.err
+    assert vmc("rm", "kept").returncode == 0
+    assert "kept" not in vmc("ps", "-a").out
+    missing = vmc("rm", "kept")
+    assert missing.returncode == 1 and "No such container: kept" in missing.err
+
+
+def test_memory_and_cpus_size_the_vm(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", "-m", "256m", "--cpus", "2", busybox, "sh", "-c",
+            "grep MemTotal /proc/meminfo; nproc")
+    total_kib = int(r.out.split()[1])
+    assert 200 * 1024 < total_kib <= 256 * 1024
+    assert r.out.split()[-1] == "2"
+
+
+def test_missing_image_is_125(vmc: Vmc) -> None:
+    r = vmc("run", "--rm", "nosuchimage")
+    assert r.returncode == 125
+    assert "Unable to find image 'nosuchimage:latest' locally" in r.err
+
+
+def test_bad_kernel_is_one_clear_line(vmc: Vmc, busybox: str) -> None:
+    env = {**vmc.env, "VMCONTAINER_KERNEL": "/nonexistent/vmlinux"}
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "vmcontainer", "run", "--rm", busybox, "true"],
+                       capture_output=True, env=env, timeout=120)
+    assert p.returncode == 125
+    assert b"guest kernel not found: /nonexistent/vmlinux" in p.stderr
+    assert b"Traceback" not in p.stderr
+
+
+def test_missing_qemu_is_one_clear_line(vmc: Vmc, busybox: str, tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+    env = {**vmc.env, "PATH": "/nonexistent"}
+    p = subprocess.run([sys.executable, "-m", "vmcontainer", "run", "--rm", busybox, "true"],
+                       capture_output=True, env=env, timeout=120)
+    assert p.returncode == 125
+    assert b"qemu-system-x86_64 not found" in p.stderr, p.stderr
+    assert b"Traceback" not in p.stderr
+    assert os.environ["PATH"]
+
+
+def test_detached_run_then_logs(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "-d", "--name", "bg", busybox, "sh", "-c", "echo started; sleep 2; echo done")
+    assert r.returncode == 0, r.err
+    assert len(r.out.strip()) == 64
+    logs = vmc("logs", "-f", "bg")
+    assert logs.out == "started\ndone\n"
+    assert "Exited (0)" in vmc("ps", "-a").out
+    vmc("rm", "bg", check=True)

@@ -1,0 +1,5 @@
+"""``python -m vmcontainer`` is the ``vmcontainer`` command."""
+
+from vmcontainer.cli.main import main
+
+main()
