@@ -24,7 +24,7 @@ def spec(**kw: object) -> MachineSpec:
 def test_microvm_tcg_command_line() -> None:
     argv = qemu_argv(spec(), "qemu", "tcg", 2596130)
     joined = " ".join(argv)
-    assert "-machine microvm,x-option-roms=off,acpi=off,pit=off,pic=off" in joined
+    assert "-machine microvm,x-option-roms=off,acpi=off,pit=on,pic=on" in joined
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert argv[argv.index("-cpu") + 1] == "max"
     assert argv[argv.index("-append") + 1] == "quiet tsc_early_khz=2596130"

@@ -1,0 +1,80 @@
+"""Start latency: ``vmcontainer run --rm busybox true`` against a bare QEMU boot of
+the same kernel + initramfs to guest userspace and exit, medians from one run.
+
+    python bench/start_latency.py [-n 5]
+
+The bare boot runs the agent in probe mode (``vmcontainer.probe=1``: it reaches
+userspace, says HELLO on a null chardev and reboots, which ends QEMU through
+``-no-reboot``) with the same QEMU flags vmcontainer uses. The ratio is
+vmcontainer / bare; the issue's target is ≤ 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from imagebuild import busybox_rootfs_tar, write_docker_archive  # noqa: E402
+
+from vmcontainer.config import Settings  # noqa: E402
+from vmcontainer.vm.bootassets import ensure_boot_assets  # noqa: E402
+from vmcontainer.vm.host import host_tsc_khz  # noqa: E402
+from vmcontainer.vm.qemu import qemu_argv  # noqa: E402
+from vmcontainer.vm.spec import ChannelSpec, MachineSpec  # noqa: E402
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=5)
+    n = ap.parse_args().n
+    settings = Settings.from_env()
+    assets = ensure_boot_assets(settings.boot_dir)
+    accel = os.environ.get("VMCONTAINER_ACCEL", "tcg")
+    with tempfile.TemporaryDirectory(prefix="vmc-bench-") as tmp:
+        root = Path(tmp)
+        env = {**os.environ, "VMCONTAINER_ROOT": str(root / "root"),
+               "VMCONTAINER_BOOT_DIR": str(settings.boot_dir), "VMCONTAINER_ACCEL": accel}
+        archive = root / "busybox.tar"
+        write_docker_archive(archive, [busybox_rootfs_tar()], ["busybox:latest"], {"Cmd": ["sh"]})
+        vmc = [sys.executable, "-m", "vmcontainer"]
+        subprocess.run([*vmc, "load", "-i", str(archive)], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([*vmc, "run", "--rm", "busybox", "true"], env=env, check=True)  # warm-up
+        spec = MachineSpec(
+            name="bench", kernel=assets.kernel, initramfs=assets.initramfs,
+            cmdline="console=ttyS0 quiet panic=-1 reboot=t vmcontainer.probe=1",
+            memory_mib=settings.memory_mib, vcpus=1, run_dir=root,
+            channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
+        )
+        bare_argv = [a if not a.startswith("socket,id=ch0") else "null,id=ch0"
+                     for a in qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz())]
+        runs, bares = [], []
+        for _ in range(n):
+            runs.append(timed([*vmc, "run", "--rm", "busybox", "true"], env=env))
+            bares.append(timed(bare_argv, cwd=str(root)))
+    run_m, bare_m = statistics.median(runs), statistics.median(bares)
+    print(f"accelerator: {accel}; {n} runs each")
+    print(f"vmcontainer run --rm busybox true: median {run_m:.3f}s "
+          f"(min {min(runs):.3f}s, max {max(runs):.3f}s)")
+    print(f"bare QEMU boot to userspace+exit: median {bare_m:.3f}s "
+          f"(min {min(bares):.3f}s, max {max(bares):.3f}s)")
+    print(f"ratio vmcontainer/bare: {run_m / bare_m:.2f} (target <= 1.30)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+/* vmcontainer guest agent: PID 1 of the guest's initramfs.
+ *
+ * Mounts /dev, /proc and /sys; opens the virtio-serial port and says HELLO;
+ * reads /config.json from the config disk; mounts the root filesystem; starts
+ * the container's process (container.c); forwards its stdout and stderr; reaps
+ * every zombie; when the process ends, drains its output, syncs the disks, sends
+ * EXIT and waits for the host to end the VM (reboot after 10 s otherwise).
+ * It never exits: PID 1 exiting panics the kernel. Protocol: guest/PROTOCOL.md. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "config.h"
+#include "container.h"
+#include "protocol.h"
+#include "util.h"
+
+#define AGENT_NAME "vmcontainer-agent 1"
+#define NEWROOT "/newroot"
+#define CONFIG_MNT "/config"
+#define RUN_DIR "/run/vmcontainer"
+#define PORT_TIMEOUT_MS 10000
+#define DISK_TIMEOUT_MS 5000
+#define GRACE_MS 10000 /* after EXIT or START_ERROR, before rebooting */
+#define OUTPUT_CHUNK 65536
+
+static struct vmc_channel *chan;
+static int sig_fd = -1;
+
+static void reboot_now(void) __attribute__((noreturn));
+static void reboot_now(void)
+{
+    sync();
+    for (;;) {
+        reboot(RB_AUTOBOOT);
+        /* Not allowed to end? Never exit PID 1: wait instead. */
+        vmc_error("reboot: %s (errno %d)", strerror(errno), errno);
+        pause();
+    }
+}
+
+/* Reap every zombie; store the status of `watch` when it is among them. */
+static void reap(pid_t watch, bool *watched_done, int *watched_status)
+{
+    for (;;) {
+        int status;
+        pid_t p = waitpid(-1, &status, WNOHANG);
+        if (p <= 0)
+            return;
+        if (watch > 0 && p == watch) {
+            *watched_done = true;
+            *watched_status = status;
+        }
+    }
+}
+
+static void drain_signalfd(void)
+{
+    struct signalfd_siginfo si[8];
+    while (read(sig_fd, si, sizeof si) > 0)
+        ;
+}
+
+/* Serve the port (skip input) and reap zombies for ms milliseconds. */
+static void idle(int ms)
+{
+    int64_t deadline = vmc_now_ms() + ms;
+    bool host_gone = false;
+    for (;;) {
+        int64_t left = deadline - vmc_now_ms();
+        if (left <= 0)
+            return;
+        struct pollfd p[2] = {{.fd = sig_fd, .events = POLLIN}, {.fd = chan ? vmc_channel_fd(chan) : -1, .events = POLLIN}};
+        if (host_gone)
+            p[1].fd = -1; /* not connected: the port polls readable until it is */
+        int r = poll(p, 2, (int)(left < 200 ? left : 200));
+        if (r < 0 && errno != EINTR)
+            vmc_sleep_ms(10);
+        host_gone = false;
+        if (sig_fd >= 0 && r > 0 && (p[0].revents & POLLIN))
+            drain_signalfd();
+        reap(-1, NULL, NULL);
+        if (r > 0 && p[1].revents && vmc_channel_skip_input(chan) <= 0)
+            host_gone = true;
+    }
+}
+
+static void send_json(uint8_t type, json_object *obj)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    vmc_channel_send(chan, type, s, len);
+    json_object_put(obj);
+}
+
+/* START_ERROR, then sync and wait for the host to end the VM. */
+static void start_error(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void start_error(int code, const char *fmt, ...)
+{
+    char msg[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vmc_error("start error %d: %s", code, msg);
+    sync();
+    if (chan != NULL) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "exit_code", json_object_new_int(code));
+        json_object_object_add(o, "message", json_object_new_string(msg));
+        send_json(VMC_MSG_START_ERROR, o);
+        idle(GRACE_MS);
+    }
+    reboot_now();
+}
+
+/* /dev first: without it PID 1 has no console (the initramfs has no nodes). */
+static void early_mounts(void)
+{
+    mkdir("/dev", 0755);
+    int mount_dev_errno = 0; /* reported below, once the console may be open */
+    if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL) < 0)
+        mount_dev_errno = errno;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            continue;
+        int c = open("/dev/console", O_RDWR | O_NOCTTY);
+        if (c < 0)
+            c = open("/dev/null", O_RDWR);
+        if (c >= 0 && c != fd) {
+            dup2(c, fd);
+            close(c);
+        }
+    }
+    if (access("/dev/null", F_OK) < 0)
+        vmc_error("mount devtmpfs on /dev: %s (errno %d)", strerror(mount_dev_errno), mount_dev_errno);
+    mkdir("/proc", 0555);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        vmc_error("mount proc on /proc: %s (errno %d)", strerror(errno), errno);
+    mkdir("/sys", 0555);
+    if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        vmc_error("mount sysfs on /sys: %s (errno %d)", strerror(errno), errno);
+}
+
+static bool cmdline_has(const char *word)
+{
+    char *cmdline = vmc_read_file("/proc/cmdline", 65536, NULL);
+    if (cmdline == NULL)
+        return false;
+    bool found = false;
+    for (char *save = NULL, *tok = strtok_r(cmdline, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
+        if (strcmp(tok, word) == 0)
+            found = true;
+    free(cmdline);
+    return found;
+}
+
+/* /dev/vdX of the virtio-blk disk whose serial is `serial` (compared as the
+ * kernel shows it: at most 20 bytes). Waits up to DISK_TIMEOUT_MS. */
+static int find_disk(const char *serial, char *dev, size_t len)
+{
+    char want[21];
+    snprintf(want, sizeof want, "%s", serial);
+    int64_t deadline = vmc_now_ms() + DISK_TIMEOUT_MS;
+    for (;;) {
+        DIR *d = opendir("/sys/block");
+        struct dirent *de;
+        while (d != NULL && (de = readdir(d)) != NULL) {
+            if (strncmp(de->d_name, "vd", 2) != 0)
+                continue;
+            char attr[300], value[64];
+            snprintf(attr, sizeof attr, "/sys/block/%s/serial", de->d_name);
+            if (vmc_read_attr(attr, value, sizeof value) == 0 && strcmp(value, want) == 0) {
+                snprintf(dev, len, "/dev/%s", de->d_name);
+                if (access(dev, F_OK) == 0) {
+                    closedir(d);
+                    return 0;
+                }
+            }
+        }
+        if (d != NULL)
+            closedir(d);
+        if (vmc_now_ms() >= deadline) {
+            errno = ENOENT;
+            return -1;
+        }
+        vmc_sleep_ms(2);
+    }
+}
+
+static void read_config(struct vmc_config *cfg)
+{
+    char dev[300], err[1024];
+    if (find_disk("config", dev, sizeof dev) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "config disk: no virtio-blk disk with serial \"config\" in /sys/block");
+    mkdir(CONFIG_MNT, 0755);
+    if (mount(dev, CONFIG_MNT, "iso9660", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "mount %s (iso9660) on %s: %s (errno %d)", dev, CONFIG_MNT, strerror(errno),
+                    errno);
+    size_t len;
+    char *text = vmc_read_file(CONFIG_MNT "/config.json", 16u << 20, &len);
+    if (text == NULL)
+        start_error(VMC_EXIT_SETUP_FAILED, "read %s: %s (errno %d)", CONFIG_MNT "/config.json", strerror(errno), errno);
+    if (umount(CONFIG_MNT) < 0)
+        vmc_error("umount %s: %s (errno %d)", CONFIG_MNT, strerror(errno), errno);
+    if (vmc_config_parse(text, len, cfg, err, sizeof err) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "%s", err);
+    free(text);
+}
+
+static void mount_rootfs(const struct vmc_config *cfg)
+{
+    char dev[300];
+    if (find_disk(cfg->rootfs_serial, dev, sizeof dev) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "rootfs: no virtio-blk disk with serial \"%s\" in /sys/block",
+                    cfg->rootfs_serial);
+    mkdir(NEWROOT, 0755);
+    /* Read-only root filesystems are mounted read-write when the disk allows, so
+     * that mount points can be made; the container's view is then remounted
+     * read-only (container.c), as runc does. */
+    if (mount(dev, NEWROOT, cfg->rootfs_fstype, 0, NULL) == 0)
+        return;
+    int e = errno;
+    if (cfg->rootfs_readonly && (e == EROFS || e == EACCES) &&
+        mount(dev, NEWROOT, cfg->rootfs_fstype, MS_RDONLY, NULL) == 0)
+        return;
+    start_error(VMC_EXIT_SETUP_FAILED, "mount %s (%s) on %s: %s (errno %d)", dev, cfg->rootfs_fstype, NEWROOT,
+                strerror(e), e);
+}
+
+static const char *write_etc_file(const char *name, const char *content, const char *suffix)
+{
+    static char paths[3][64];
+    static int used;
+    if (content == NULL)
+        return NULL;
+    char *path = paths[used++ % 3];
+    snprintf(path, sizeof paths[0], RUN_DIR "/%s", name);
+    size_t len = strlen(content);
+    char *buf = malloc(len + strlen(suffix) + 1);
+    if (buf == NULL)
+        start_error(VMC_EXIT_SETUP_FAILED, "out of memory writing %s", path);
+    memcpy(buf, content, len + 1);
+    strcat(buf, suffix);
+    if (vmc_write_file(path, buf, strlen(buf), 0644) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "write %s: %s (errno %d)", path, strerror(errno), errno);
+    free(buf);
+    return path;
+}
+
+/* Read what the pipe holds into one frame. false at EOF or error. */
+static bool forward(int fd, uint8_t type, char *buf)
+{
+    for (;;) {
+        ssize_t n = read(fd, buf, OUTPUT_CHUNK);
+        if (n > 0) {
+            vmc_channel_send(chan, type, buf, (size_t)n);
+            return true;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return true;
+        if (n < 0)
+            vmc_error("read %s pipe: %s (errno %d)", type == VMC_MSG_STDOUT ? "stdout" : "stderr", strerror(errno),
+                      errno);
+        return false;
+    }
+}
+
+/* Forward output until the process has ended and both pipes are at EOF.
+ * Returns the process's wait status. */
+static int serve(const struct vmc_start *st)
+{
+    static char buf[OUTPUT_CHUNK];
+    int out_fd = st->out_fd, err_fd = st->err_fd;
+    bool done = false, host_gone = false;
+    int status = 0;
+    int64_t host_retry = 0;
+    while (!done || out_fd >= 0 || err_fd >= 0) {
+        if (host_gone && vmc_now_ms() >= host_retry)
+            host_gone = false;
+        struct pollfd p[4] = {
+            {.fd = sig_fd, .events = POLLIN},
+            {.fd = host_gone ? -1 : vmc_channel_fd(chan), .events = POLLIN},
+            {.fd = out_fd, .events = POLLIN},
+            {.fd = err_fd, .events = POLLIN},
+        };
+        int timeout = host_gone ? 1000 : -1;
+        if (sig_fd < 0)
+            timeout = 100; /* no signalfd: look for the process's end now and then */
+        int r = poll(p, 4, timeout);
+        if (r < 0) {
+            if (errno != EINTR) {
+                vmc_error("poll: %s (errno %d)", strerror(errno), errno);
+                vmc_sleep_ms(10);
+            }
+            continue;
+        }
+        if ((p[0].revents & POLLIN) || sig_fd < 0) {
+            if (sig_fd >= 0)
+                drain_signalfd();
+            reap(st->pid, &done, &status);
+        }
+        /* While the host is not connected the port polls readable and hung up;
+         * look again in a second rather than spin. */
+        if (p[1].revents && vmc_channel_skip_input(chan) <= 0) {
+            host_gone = true;
+            host_retry = vmc_now_ms() + 1000;
+        }
+        if (p[2].revents && !forward(out_fd, VMC_MSG_STDOUT, buf)) {
+            close(out_fd);
+            out_fd = -1;
+        }
+        if (p[3].revents && !forward(err_fd, VMC_MSG_STDERR, buf)) {
+            close(err_fd);
+            err_fd = -1;
+        }
+    }
+    return status;
+}
+
+static int64_t boottime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int main(void)
+{
+    int64_t t_init = boottime_ms();
+    early_mounts();
+    umask(022);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sig_fd < 0)
+        vmc_error("signalfd: %s (errno %d)", strerror(errno), errno);
+    signal(SIGPIPE, SIG_IGN);
+
+    char port[300];
+    if (vmc_channel_find(VMC_AGENT_PORT_NAME, port, sizeof port, PORT_TIMEOUT_MS) < 0) {
+        vmc_error("no virtio-serial port named %s in /sys/class/virtio-ports: %s (errno %d)", VMC_AGENT_PORT_NAME,
+                  strerror(errno), errno);
+        reboot_now();
+    }
+    if ((chan = vmc_channel_open(port)) == NULL) {
+        vmc_error("open %s: %s (errno %d)", port, strerror(errno), errno);
+        reboot_now();
+    }
+    json_object *hello = json_object_new_object();
+    json_object_object_add(hello, "version", json_object_new_int(VMC_PROTOCOL_VERSION));
+    json_object_object_add(hello, "agent", json_object_new_string(AGENT_NAME));
+    send_json(VMC_MSG_HELLO, hello);
+    if (cmdline_has("vmcontainer.probe=1")) {
+        /* The host only wants HELLO, and may stop reading after it: write
+         * nothing more. A moment for QEMU to hand HELLO to the socket (with KVM's
+         * ioeventfd it does so asynchronously), then off. */
+        vmc_sleep_ms(100);
+        reboot_now();
+    }
+    vmc_log_set_channel(chan);
+    vmc_info("boot: kernel start to init %lld ms, init to HELLO %lld ms", (long long)t_init,
+             (long long)(boottime_ms() - t_init));
+
+    struct vmc_config cfg;
+    read_config(&cfg);
+    mount_rootfs(&cfg);
+
+    mkdir("/run", 0755);
+    if (mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST)
+        start_error(VMC_EXIT_SETUP_FAILED, "mkdir %s: %s (errno %d)", RUN_DIR, strerror(errno), errno);
+    struct vmc_etc_files etc = {
+        .hostname = write_etc_file("hostname", cfg.hostname, "\n"),
+        .hosts = write_etc_file("hosts", cfg.hosts, ""),
+        .resolv_conf = write_etc_file("resolv.conf", cfg.resolv_conf, ""),
+    };
+
+    struct vmc_start st;
+    int rc = vmc_container_start(&cfg, NEWROOT, &etc, &st);
+    if (rc != 0)
+        start_error(st.exit_code, "%s", st.message);
+    json_object *started = json_object_new_object();
+    json_object_object_add(started, "pid", json_object_new_int(st.pid));
+    send_json(VMC_MSG_STARTED, started);
+
+    int status = serve(&st);
+
+    /* Every process of the container's PID namespace is gone with its PID 1:
+     * unmount the root filesystem (clean on the next start), sync what remains. */
+    if (umount(NEWROOT) < 0)
+        vmc_info("umount %s: %s (errno %d); syncing instead", NEWROOT, strerror(errno), errno);
+    sync();
+    json_object *ex = json_object_new_object();
+    if (WIFSIGNALED(status)) {
+        json_object_object_add(ex, "exit_code", json_object_new_int(128 + WTERMSIG(status)));
+        json_object_object_add(ex, "signal", json_object_new_int(WTERMSIG(status)));
+    } else {
+        json_object_object_add(ex, "exit_code", json_object_new_int(WEXITSTATUS(status)));
+        json_object_object_add(ex, "signal", NULL);
+    }
+    send_json(VMC_MSG_EXIT, ex);
+    idle(GRACE_MS);
+    reboot_now();
+}

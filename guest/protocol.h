@@ -1,0 +1,44 @@
+/* vmcontainer agent protocol, version 1: the constants of guest/PROTOCOL.md.
+ * tests/unit/test_protocol_doc.py checks them against the document and against
+ * vmcontainer/guestlink/protocol.py; change all three together. */
+#ifndef VMC_PROTOCOL_H
+#define VMC_PROTOCOL_H
+
+#include <stdint.h>
+
+#define VMC_PROTOCOL_VERSION 1
+#define VMC_AGENT_PORT_NAME "org.vmcontainer.agent.0"
+
+/* Frame header: type u8, flags u8, reserved u16, payload length u32 big-endian. */
+#define VMC_HEADER_SIZE 8
+#define VMC_MAX_PAYLOAD 1048576u
+
+/* Guest to host. */
+#define VMC_MSG_HELLO 0x01
+#define VMC_MSG_STDOUT 0x02
+#define VMC_MSG_STDERR 0x03
+#define VMC_MSG_STARTED 0x04
+#define VMC_MSG_EXIT 0x05
+#define VMC_MSG_START_ERROR 0x06
+#define VMC_MSG_LOG 0x07
+
+/* Host to guest: none in version 1; the agent reads and skips what arrives. */
+
+/* Exit codes of START_ERROR, as Docker's. */
+#define VMC_EXIT_SETUP_FAILED 125
+#define VMC_EXIT_CANNOT_EXECUTE 126
+#define VMC_EXIT_NOT_FOUND 127
+
+static inline void vmc_header_encode(uint8_t out[VMC_HEADER_SIZE], uint8_t type, uint32_t length)
+{
+    out[0] = type;
+    out[1] = 0; /* flags */
+    out[2] = 0; /* reserved */
+    out[3] = 0;
+    out[4] = (uint8_t)(length >> 24);
+    out[5] = (uint8_t)(length >> 16);
+    out[6] = (uint8_t)(length >> 8);
+    out[7] = (uint8_t)length;
+}
+
+#endif
