@@ -69,7 +69,7 @@ def test_env_workdir_user_hostname(vmc: Vmc, busybox: str) -> None:
             busybox, "sh", "-c", "env; pwd; id; hostname; cat /etc/hostname")
     lines = r.out.splitlines()
     assert "FOO=bar" in lines and "HOSTNAME=box" in lines and "HOME=/home" in lines
-    assert lines[0].startswith("PATH=")
+    assert any(line.startswith("PATH=/usr/local/sbin") for line in lines)
     assert "/tmp/new" in lines
     assert "uid=65534(nobody) gid=65534(nogroup)" in r.out
     assert lines[-2:] == ["box", "box"]
@@ -132,9 +132,14 @@ def test_bad_kernel_is_one_clear_line(vmc: Vmc, busybox: str) -> None:
 
 def test_missing_qemu_is_one_clear_line(vmc: Vmc, busybox: str, tmp_path: object) -> None:
     import os
+    import shutil
     import subprocess
     import sys
-    env = {**vmc.env, "PATH": "/nonexistent"}
+    from pathlib import Path
+    bindir = Path(str(tmp_path)) / "bin"
+    bindir.mkdir()
+    (bindir / "qemu-img").symlink_to(shutil.which("qemu-img") or "/usr/bin/qemu-img")
+    env = {**vmc.env, "PATH": str(bindir)}
     p = subprocess.run([sys.executable, "-m", "vmcontainer", "run", "--rm", busybox, "true"],
                        capture_output=True, env=env, timeout=120)
     assert p.returncode == 125

@@ -94,3 +94,7 @@ async def with_backend(ctx: EngineContext) -> EngineContext:
 def setup_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not debug:
+        # qemu.qmp logs every failed connection attempt at ERROR; the backend
+        # handles those, so its messages are for debugging only.
+        logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL + 1)

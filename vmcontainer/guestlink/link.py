@@ -48,7 +48,10 @@ class AgentLink:
         """Yield frames until the connection ends (EOF: the VM is gone or we closed).
         Raises ProtocolError on a corrupt stream."""
         while True:
-            data = await self._reader.read(_READ_CHUNK)
+            try:
+                data = await self._reader.read(_READ_CHUNK)
+            except ConnectionResetError:
+                return  # QEMU went away: the same as EOF
             if not data:
                 return
             for frame in self._decoder.feed(data):

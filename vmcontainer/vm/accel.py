@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmcontainer.errors import InvalidParameter
+from vmcontainer.errors import InvalidParameter, VmcError
 from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
 from vmcontainer.vm.bootassets import BootAssets
@@ -58,6 +58,8 @@ async def _probe_kvm(assets: BootAssets) -> str:
             return machine.failure() or "the KVM probe guest ended without answering"
         except TimeoutError:
             return f"a KVM guest did not boot within {PROBE_TIMEOUT_S:.0f}s"
+        except VmcError as err:
+            return str(err)
         finally:
             with contextlib.suppress(Exception):
                 await machine.kill()

@@ -1,0 +1,70 @@
+"""Staging directories under ``<store>/tmp`` that a crashed process cannot leak.
+
+Each staging directory holds an ``flock`` on its own ``.in-use`` file for as long as
+it is in use; the kernel drops the lock when the owner dies, so :func:`sweep` can
+tell leftovers (lock free) from work in progress (lock held) in any process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".in-use"
+UNLOCKED_GRACE_S = 3600.0
+"""A directory without its lock file (its owner died between creating the directory
+and locking it) is swept once older than this many seconds."""
+
+
+@contextlib.contextmanager
+def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new empty directory under ``parent`` (plus the lock file), removed with
+    everything in it when the ``with`` block ends, however it ends."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def sweep(parent: Path) -> list[Path]:
+    """Remove the staging directories under ``parent`` that no live process holds;
+    return them."""
+    removed = []
+    for entry in parent.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("removed %d leftover staging directories", len(removed),
+                 extra={"op": "sweep", "status": "ok"})
+    return removed
