@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from imagebuild import busybox_rootfs_tar, write_docker_archive  # noqa: E402
+from imagebuild import busybox_rootfs_tar, write_docker_archive
 
-from vmcontainer.config import Settings  # noqa: E402
-from vmcontainer.vm.bootassets import ensure_boot_assets  # noqa: E402
-from vmcontainer.vm.host import host_tsc_khz  # noqa: E402
-from vmcontainer.vm.qemu import qemu_argv  # noqa: E402
-from vmcontainer.vm.spec import ChannelSpec, MachineSpec  # noqa: E402
+from vmcontainer.config import Settings
+from vmcontainer.vm.bootassets import ensure_boot_assets
+from vmcontainer.vm.host import host_tsc_khz
+from vmcontainer.vm.qemu import qemu_argv
+from vmcontainer.vm.spec import ChannelSpec, MachineSpec
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> float:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
 BUSYBOX = Path("/bin/busybox")

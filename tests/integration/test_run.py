@@ -7,7 +7,6 @@ import hashlib
 import json
 
 import pytest
-
 from conftest import Vmc
 
 pytestmark = pytest.mark.vm

@@ -80,7 +80,7 @@ async def with_backend(ctx: EngineContext) -> EngineContext:
     """Choose the accelerator (KVM if it works, else TCG with one warning per host
     boot) and set the qemu backend on ``ctx``."""
     assets = ctx.boot_assets()
-    progress = ctx._progress  # noqa: SLF001 — close the bar before output starts
+    progress = ctx._progress
     if isinstance(progress, BuildProgress):
         progress.close()
     choice = await choose_accelerator(assets, ctx.settings.boot_dir)

@@ -47,7 +47,8 @@ def parse_env_file(path: Path) -> list[str]:
     try:
         text = path.read_text()
     except OSError as err:
-        raise InvalidParameter(f"open {path}: {err.strerror.lower() if err.strerror else err}")
+        reason = err.strerror.lower() if err.strerror else str(err)
+        raise InvalidParameter(f"open {path}: {reason}") from err
     out: list[str] = []
     for line in text.splitlines():
         line = line.lstrip()

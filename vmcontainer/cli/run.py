@@ -55,10 +55,13 @@ async def _run(spec: ContainerSpec) -> int:
         raise
     loop = asyncio.get_running_loop()
     interrupted: list[int] = []
+    kills: set[asyncio.Task[None]] = set()
 
     def on_signal(signum: int) -> None:
         interrupted.append(signum)
-        asyncio.ensure_future(running.machine.kill())
+        task = asyncio.ensure_future(running.machine.kill())
+        kills.add(task)
+        task.add_done_callback(kills.discard)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, on_signal, signum)

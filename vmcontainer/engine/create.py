@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.container import Container
@@ -126,7 +127,7 @@ def resolv_conf_text() -> str:
     """The host's /etc/resolv.conf without loopback name servers (unreachable from
     the guest), as Docker filters it; Docker's fallback servers when none remain."""
     try:
-        lines = open("/etc/resolv.conf").read().splitlines()
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
     except OSError:
         lines = []
     kept = [ln for ln in lines if not (ln.startswith("nameserver") and (

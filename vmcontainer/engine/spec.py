@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class ContainerSpec:
     """``cmd``/``entrypoint`` None means "the image's"; ``env`` holds ``KEY=VALUE``
-    items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs ×1e9
+    items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs * 1e9
     (0: default); ``name`` "" means a generated one."""
 
     image: str

@@ -186,7 +186,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
                 break
             elif frame.type == MsgType.LOG:
                 log.debug("agent %s: %s", c.short_id, frame.payload.decode(errors="replace"))
-    except Exception as err:  # noqa: BLE001 — recorded below, never lost
+    except Exception as err:
         error = str(err)
         log.debug("container %s: agent link failed", c.short_id, exc_info=True)
     finally:

@@ -115,7 +115,7 @@ class QemuMachine:
                 try:
                     await self._qmp.connect(sock)
                     return
-                except Exception:  # noqa: BLE001 — retried; QEMU may not listen yet
+                except Exception:
                     pass
             await asyncio.sleep(0.002)
 
