@@ -154,7 +154,10 @@ static const char *look_path(const char *arg0, char *const *env)
         if (e == 0)
             return arg0;
         char msg[900];
-        if (e == EISDIR || e == EACCES)
+        /* runc (Docker 20.10, the reference) reports a directory as EACCES. */
+        if (e == EISDIR)
+            e = EACCES;
+        if (e == EACCES)
             snprintf(msg, sizeof msg, "exec: \"%s\": %s", arg0, vmc_strerror_go(e, es, sizeof es));
         else
             snprintf(msg, sizeof msg, "exec: \"%s\": stat %s: %s", arg0, arg0, vmc_strerror_go(e, es, sizeof es));

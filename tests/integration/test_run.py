@@ -155,3 +155,72 @@ def test_detached_run_then_logs(vmc: Vmc, busybox: str) -> None:
     assert logs.out == "started\ndone\n"
     assert "Exited (0)" in vmc("ps", "-a").out
     vmc("rm", "bg", check=True)
+
+
+def test_directory_and_missing_path(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", busybox, "/etc")
+    assert r.returncode == 126 and 'exec: "/etc": permission denied' in r.err
+    r = vmc("run", "--rm", busybox, "/nosuch")
+    assert r.returncode == 127
+    assert 'exec: "/nosuch": stat /nosuch: no such file or directory' in r.err
+
+
+def test_unknown_user_is_125(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", "-u", "nosuch", busybox, "true")
+    assert r.returncode == 125
+    assert "unable to find user nosuch: no matching entries in passwd file" in r.err
+
+
+def test_relative_workdir_is_125(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--rm", "-w", "rel", busybox, "true")
+    assert r.returncode == 125
+    assert "the working directory 'rel' is invalid, it needs to be an absolute path" in r.err
+
+
+def test_hostile_layer_is_refused_and_contained(vmc: Vmc, tmp_path: object) -> None:
+    """../evil is refused naming the entry; an absolute symlink followed by a write and
+    an absolute hard link to /etc/shadow resolve inside the rootfs, never the host."""
+    import os
+    from pathlib import Path
+
+    from imagebuild import Entry, busybox_rootfs_entries, layer_tar, write_docker_archive
+    tag = f"pwn{os.getpid()}"
+    shadow = Path("/etc/shadow").read_bytes()
+    contained = layer_tar([*busybox_rootfs_entries(),
+                           Entry("etc/shadow", data=b"image-shadow\n", mode=0o600),
+                           Entry("escape", "symlink", target="/tmp"),
+                           Entry(f"escape/{tag}", data=b"x"),
+                           Entry("stolen", "hardlink", target="/etc/shadow")])
+    archive = Path(str(tmp_path)) / "contained.tar"
+    write_docker_archive(archive, [contained], ["contained:1"])
+    vmc("load", "-i", str(archive), check=True)
+    r = vmc("run", "--rm", "contained:1", "sh", "-c", f"cat /stolen; ls /tmp/{tag}")
+    assert r.returncode == 0, r.err
+    assert r.out == f"image-shadow\n/tmp/{tag}\n"
+    assert not Path("/tmp", tag).exists() and Path("/etc/shadow").read_bytes() == shadow
+
+    evil = layer_tar([*busybox_rootfs_entries(), Entry(f"../{tag}", data=b"y")])
+    archive = Path(str(tmp_path)) / "evil.tar"
+    write_docker_archive(archive, [evil], ["evil:1"])
+    vmc("load", "-i", str(archive), check=True)
+    r = vmc("run", "--rm", "evil:1", "true")
+    assert r.returncode == 125
+    assert f'"../{tag}" is outside of "/"' in r.err
+    assert "Traceback" not in r.err
+    assert not any(p.name == tag for p in vmc.root.rglob("*"))
+    assert not Path("/", tag).exists() and not Path("/tmp", tag).exists()
+
+
+def test_output_streams_while_the_container_runs(vmc: Vmc, busybox: str) -> None:
+    import subprocess
+    import sys
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "vmcontainer", "run", "--rm", busybox, "sh",
+                          "-c", "echo first; sleep 3; echo second"],
+                         stdout=subprocess.PIPE, env=vmc.env)
+    assert p.stdout is not None
+    assert p.stdout.readline() == b"first\n"
+    seen_first = time.monotonic()
+    assert p.stdout.readline() == b"second\n"
+    assert time.monotonic() - seen_first > 2.0  # "first" came before the sleep ended
+    assert p.wait(timeout=60) == 0

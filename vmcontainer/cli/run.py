@@ -29,8 +29,8 @@ def _sink(stream: str, data: bytes) -> None:
 
 
 def _die(message: str, code: int) -> None:
-    click.echo(f"vmcontainer: {message}", err=True)
-    click.echo("See 'vmcontainer run --help'.", err=True)
+    click.echo(f"vmcontainer: {message}\n", err=True)
+    click.echo("Run 'vmcontainer run --help' for more information", err=True)
     sys.exit(code)
 
 
@@ -117,6 +117,8 @@ def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path
     try:
         code = asyncio.run(_run(spec))
     except StartError as err:
+        if err.exit_code == 125:  # setup failed (e.g. unknown user): the bare message
+            _die(f"Error response from daemon: {err}", 125)
         _die(f"Error response from daemon: failed to create task for container: "
              f"unable to start container process: {err}: unknown", err.exit_code)
     except VmcError as err:
