@@ -224,3 +224,24 @@ def test_output_streams_while_the_container_runs(vmc: Vmc, busybox: str) -> None
     assert p.stdout.readline() == b"second\n"
     assert time.monotonic() - seen_first > 2.0  # "first" came before the sleep ended
     assert p.wait(timeout=60) == 0
+
+
+def test_images_and_rmi(vmc: Vmc, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from imagebuild import busybox_rootfs_tar
+    tarball = Path(str(tmp_path)) / "rootfs.tar"
+    tarball.write_bytes(busybox_rootfs_tar())
+    image_id = vmc("import", str(tarball), "scratchy:v1", check=True).out.strip()
+    assert image_id.startswith("sha256:")
+    listing = vmc("images").out
+    assert "scratchy" in listing and "v1" in listing and image_id[7:19] in listing
+    r = vmc("run", "--name", "user-of-scratchy", "scratchy:v1", "true")
+    assert r.returncode == 0, r.err
+    busy = vmc("rmi", "scratchy:v1")
+    assert busy.returncode == 1 and "conflict: unable to remove repository reference" in busy.err
+    vmc("rm", "user-of-scratchy", check=True)
+    out = vmc("rmi", "scratchy:v1", check=True).out
+    assert "Untagged: scratchy:v1" in out and f"Deleted: {image_id}" in out
+    assert "scratchy" not in vmc("images").out
+    assert not list((vmc.root / "image" / "rootfs").glob(image_id[7:] + "*"))

@@ -10,8 +10,6 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vmcontainer.config import Settings
 from vmcontainer.engine.context import EngineContext
@@ -20,7 +18,6 @@ from vmcontainer.vm.accel import choose_accelerator
 from vmcontainer.vm.qemu import QemuBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
-err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1, prefix: str = "") -> NoReturn:
@@ -44,12 +41,16 @@ class BuildProgress:
     terminal and as occasional plain lines otherwise."""
 
     def __init__(self) -> None:
-        self._bar: Progress | None = None
+        self._bar: Any = None  # rich.progress.Progress, imported only when building
         self._task: Any = None
         self._what = ""
         self._last_plain = 0
 
     def __call__(self, what: str, done: int, total: int, line: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        err_console = Console(stderr=True)
         if not err_console.is_terminal:
             if what != self._what or done - self._last_plain >= 200:
                 click.echo(f"building {what}: {done}/{total or '?'} {line}", err=True)

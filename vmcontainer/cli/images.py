@@ -73,18 +73,15 @@ def import_(tarball: Path, reference: str | None) -> None:
 def rmi(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
     ctx = make_context()
+    containers = ctx.store.all()
+
+    def users(image_id: str) -> dict[str, bool]:
+        return {c.id: c.state.running for c in containers if c.image_id == image_id}
+
     code = 0
     for name in names:
         try:
-            users = [c.name for c in ctx.store.all()
-                     if c.image_id == ctx.images.resolve(name).id]
-            if users and not force:
-                click.echo(f"Error response from daemon: conflict: unable to remove repository "
-                           f"reference \"{name}\" (must force) - container {users[0]} is using "
-                           "its referenced image", err=True)
-                code = 1
-                continue
-            for item in ctx.images.remove(name, force=force):
+            for item in ctx.images.remove(name, force=force, users=users):
                 for k, v in item.items():
                     click.echo(f"{k}: {v}")
         except VmcError as err:

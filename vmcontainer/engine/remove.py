@@ -43,4 +43,6 @@ def remove_container(ctx: EngineContext, ref: str, force: bool = False) -> str:
             ctx.update(c.id, state=ctx.store.load(c.id).state.move(
                 Status.REMOVING if not c.state.running else Status.DEAD))
         ctx.store.delete(c.id)
+        # The base disk of an image removed while this container used it goes now.
+        ctx.images.prune_rootfs({other.image_id for other in ctx.store.all()})
     return c.id
