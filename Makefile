@@ -5,7 +5,8 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
-            libssl-dev cpio libjson-c-dev python3-venv zstd ca-certificates
+            libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
+            ca-certificates
 STAMP   := $(VENV)/.installed
 
 .PHONY: deps install demo test lint bench clean

@@ -25,20 +25,24 @@ import logging
 import os
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vmcontainer.errors import ImageNotFound
-from vmcontainer.image import rootfs
-from vmcontainer.image.archive import StagedImage, read_archive
 from vmcontainer.image.catalog import Catalog, Entry, ManifestInfo
 from vmcontainer.image.delete import delete
 from vmcontainer.image.errors import InvalidReference, StoreCorrupt
-from vmcontainer.image.importer import stage_import
 from vmcontainer.image.inspect import inspect_image
 from vmcontainer.image.model import Image
 from vmcontainer.image.oci import MEDIA_MANIFEST, Descriptor, Layout, file_lock
 from vmcontainer.image.reference import DEFAULT_TAG, normalize, parse_normalized
 from vmcontainer.image.staging import staging_dir, sweep
+
+if TYPE_CHECKING:
+    from vmcontainer.image.archive import StagedImage
+
+# archive, importer and rootfs (tarfile, layer application, mke2fs) are imported
+# where used: `vmcontainer run` only resolves images, and every millisecond of
+# import is start latency.
 
 __all__ = ["ContainerUsers", "Image", "ImageStore"]
 
@@ -51,11 +55,12 @@ ContainerUsers = Callable[[str], Mapping[str, bool]]
 class ImageStore:
     """Images in ``root`` (``<data-root>/image``); created on first use.
 
-    ``rootfs_free_bytes`` is the free space each base disk gets beyond its content
+    ``rootfs_free_bytes`` (None: the default) is the free space each base disk gets
+    beyond its content
     (see :mod:`vmcontainer.image.rootfs` for the choice of 8 GiB).
     """
 
-    def __init__(self, root: Path, rootfs_free_bytes: int = rootfs.DEFAULT_FREE_BYTES) -> None:
+    def __init__(self, root: Path, rootfs_free_bytes: int | None = None) -> None:
         self.root = root
         self.layout = Layout(root / "oci", root / "lock")
         self.rootfs_dir = root / "rootfs"
@@ -180,6 +185,8 @@ class ImageStore:
         """
         label = archive.name if isinstance(archive, Path) else "stdin"
         with staging_dir(self.tmp_dir, "load-") as staging:
+            from vmcontainer.image.archive import read_archive
+
             lines = self._commit(read_archive(archive, staging, label))
         log.info("loaded %s", label, extra={"op": "load", "status": "ok"})
         return lines
@@ -199,6 +206,8 @@ class ImageStore:
             raise InvalidReference("refusing to create a tag with a digest reference")
         label = tarball.name if isinstance(tarball, Path) else "stdin"
         with staging_dir(self.tmp_dir, "import-") as staging:
+            from vmcontainer.image.importer import stage_import
+
             staged = stage_import(tarball, staging, label, ref, changes, message)
             self._commit([staged])
         log.info("imported %s as %s", label, staged.config_digest,
@@ -305,5 +314,7 @@ class ImageStore:
                     raise ImageNotFound(image.id)
                 layers = [self.layout.blob_path(d.digest) for d in entry.info.layers]
                 labels = [d.digest for d in entry.info.layers]
+                from vmcontainer.image import rootfs
+
                 return rootfs.build_disk(layers, labels, disk, self.tmp_dir,
-                                         self.rootfs_free_bytes)
+                                         self.rootfs_free_bytes or rootfs.DEFAULT_FREE_BYTES)
