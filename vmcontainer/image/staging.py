@@ -20,6 +20,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".in-use"
+NEW_PREFIX = ".new-"
+"""A directory is born under this prefix and renamed once its lock is held, so a
+concurrent sweep never sees it unlocked while its owner lives."""
 UNLOCKED_GRACE_S = 3600.0
 """A directory without its lock file (its owner died between creating the directory
 and locking it) is swept once older than this many seconds."""
@@ -29,10 +32,13 @@ and locking it) is swept once older than this many seconds."""
 def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
     """A new empty directory under ``parent`` (plus the lock file), removed with
     everything in it when the ``with`` block ends, however it ends."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    born = Path(tempfile.mkdtemp(prefix=NEW_PREFIX + prefix, dir=parent))
+    path = born
+    fd = os.open(born / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        path = parent / born.name.removeprefix(NEW_PREFIX)
+        os.rename(born, path)
         yield path
     finally:
         try:
@@ -47,6 +53,11 @@ def sweep(parent: Path) -> list[Path]:
     removed = []
     for entry in parent.iterdir():
         if entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.name.startswith(NEW_PREFIX):  # being born: only an old one is a leftover
+            if time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
             continue
         try:
             fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
