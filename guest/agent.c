@@ -77,6 +77,28 @@ static void drain_signalfd(void)
         ;
 }
 
+/* Host-to-guest frames. SIGNAL {"signal": n} goes to the container's process
+ * (ctx: its pid, or NULL when there is none); every other type is skipped. */
+static void on_host_frame(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
+{
+    if (type != VMC_MSG_SIGNAL || ctx == NULL)
+        return;
+    pid_t pid = *(const pid_t *)ctx;
+    json_tokener *tok = json_tokener_new();
+    json_object *obj = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
+    json_object *sig = NULL;
+    if (obj != NULL && json_object_object_get_ex(obj, "signal", &sig) && json_object_is_type(sig, json_type_int)) {
+        int n = json_object_get_int(sig);
+        if (n > 0 && n < NSIG && kill(pid, n) < 0)
+            vmc_error("kill %d with signal %d: %s (errno %d)", (int)pid, n, strerror(errno), errno);
+    } else {
+        vmc_error("%s", "host sent a SIGNAL frame without an integer \"signal\"");
+    }
+    json_object_put(obj);
+    if (tok)
+        json_tokener_free(tok);
+}
+
 /* Serve the port (skip input) and reap zombies for ms milliseconds. */
 static void idle(int ms)
 {
@@ -96,7 +118,7 @@ static void idle(int ms)
         if (sig_fd >= 0 && r > 0 && (p[0].revents & POLLIN))
             drain_signalfd();
         reap(-1, NULL, NULL);
-        if (r > 0 && p[1].revents && vmc_channel_skip_input(chan) <= 0)
+        if (r > 0 && p[1].revents && vmc_channel_read_input(chan, on_host_frame, NULL) <= 0)
             host_gone = true;
     }
 }
@@ -320,7 +342,7 @@ static int serve(const struct vmc_start *st)
         }
         /* While the host is not connected the port polls readable and hung up;
          * look again in a second rather than spin. */
-        if (p[1].revents && vmc_channel_skip_input(chan) <= 0) {
+        if (p[1].revents && vmc_channel_read_input(chan, on_host_frame, done ? NULL : (void *)&st->pid) <= 0) {
             host_gone = true;
             host_retry = vmc_now_ms() + 1000;
         }

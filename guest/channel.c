@@ -26,6 +26,8 @@ struct vmc_channel {
     char path[300];
     uint8_t *buf; /* header + payload of the frame being sent */
     size_t cap;
+    uint8_t in[VMC_HEADER_SIZE + VMC_MAX_HOST_PAYLOAD]; /* a frame being received */
+    size_t in_len;
 };
 
 static int find_once(const char *name, char *devpath, size_t len)
@@ -165,15 +167,42 @@ int vmc_channel_send(struct vmc_channel *ch, uint8_t type, const void *payload, 
     return 0;
 }
 
-int vmc_channel_skip_input(struct vmc_channel *ch)
+/* Frames from the host: deliver each whole one; a frame larger than this side
+ * accepts is skipped, payload and all (the stream stays in step). */
+static void deliver(struct vmc_channel *ch, vmc_frame_handler handler, void *ctx)
 {
-    char scratch[4096];
+    for (;;) {
+        if (ch->in_len < VMC_HEADER_SIZE)
+            return;
+        uint32_t len = (uint32_t)ch->in[4] << 24 | (uint32_t)ch->in[5] << 16 | (uint32_t)ch->in[6] << 8 | ch->in[7];
+        if (len > VMC_MAX_HOST_PAYLOAD) {
+            vmc_error("host frame of type %#x with %u bytes exceeds %u; the port is out of step", ch->in[0], len,
+                      VMC_MAX_HOST_PAYLOAD);
+            ch->in_len = 0;
+            return;
+        }
+        size_t whole = VMC_HEADER_SIZE + len;
+        if (ch->in_len < whole)
+            return;
+        handler(ctx, ch->in[0], ch->in + VMC_HEADER_SIZE, len);
+        memmove(ch->in, ch->in + whole, ch->in_len - whole);
+        ch->in_len -= whole;
+    }
+}
+
+int vmc_channel_read_input(struct vmc_channel *ch, vmc_frame_handler handler, void *ctx)
+{
     for (int i = 0; i < 16; i++) { /* bounded: the caller's loop comes back */
-        ssize_t n = read(ch->fd, scratch, sizeof scratch);
-        if (n > 0)
+        ssize_t n = read(ch->fd, ch->in + ch->in_len, sizeof ch->in - ch->in_len);
+        if (n > 0) {
+            ch->in_len += (size_t)n;
+            deliver(ch, handler, ctx);
             continue;
-        if (n == 0)
+        }
+        if (n == 0) {
+            ch->in_len = 0; /* the host went away: a half frame will not be finished */
             return 0;
+        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN)

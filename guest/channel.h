@@ -24,10 +24,14 @@ int vmc_channel_fd(const struct vmc_channel *ch);
  * this. 0, or -1 with errno (logged) on failure; EMSGSIZE above VMC_MAX_PAYLOAD. */
 int vmc_channel_send(struct vmc_channel *ch, uint8_t type, const void *payload, size_t len);
 
-/* Read and discard what the host sent (version 1 defines no host message).
- * 1: read something or nothing pending; 0: the host is not connected (the port
- * then polls readable and hung up until it connects); -1 with errno on error. */
-int vmc_channel_skip_input(struct vmc_channel *ch);
+/* Called for each whole frame the host sent: type, payload, payload length. */
+typedef void (*vmc_frame_handler)(void *ctx, uint8_t type, const uint8_t *payload, size_t len);
+
+/* Read what the host sent and call handler for every complete frame (unknown
+ * types are the handler's to skip). 1: read something or nothing pending; 0: the
+ * host is not connected (the port then polls readable and hung up until it
+ * connects); -1 with errno on error. */
+int vmc_channel_read_input(struct vmc_channel *ch, vmc_frame_handler handler, void *ctx);
 
 void vmc_channel_free(struct vmc_channel *ch);
 

@@ -273,7 +273,14 @@ static void child_main(const struct child_args *a)
     if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(a->out_w, STDOUT_FILENO) < 0 || dup2(a->err_w, STDERR_FILENO) < 0)
         CHILD_SYSFAIL("dup2", "stdio");
 
-    if (setgroups(user.nsgids, user.sgids) < 0)
+    /* As runc: the primary group, then the groups of /etc/group listing the user. */
+    gid_t groups[1024];
+    size_t ngroups = 0;
+    groups[ngroups++] = user.gid;
+    for (size_t i = 0; i < user.nsgids && ngroups < sizeof groups / sizeof groups[0]; i++)
+        if (user.sgids[i] != user.gid)
+            groups[ngroups++] = user.sgids[i];
+    if (setgroups(ngroups, groups) < 0)
         CHILD_SYSFAIL("setgroups", cfg->user);
     if (setgid(user.gid) < 0)
         CHILD_SYSFAIL("setgid", cfg->user);

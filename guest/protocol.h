@@ -22,7 +22,11 @@
 #define VMC_MSG_START_ERROR 0x06
 #define VMC_MSG_LOG 0x07
 
-/* Host to guest: none in version 1; the agent reads and skips what arrives. */
+/* Host to guest. */
+#define VMC_MSG_SIGNAL 0x81
+
+/* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
+#define VMC_MAX_HOST_PAYLOAD 65536u
 
 /* Exit codes of START_ERROR, as Docker's. */
 #define VMC_EXIT_SETUP_FAILED 125

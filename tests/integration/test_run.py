@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 
 import pytest
 from conftest import Vmc
@@ -70,13 +71,14 @@ def test_env_workdir_user_hostname(vmc: Vmc, busybox: str) -> None:
     assert "FOO=bar" in lines and "HOSTNAME=box" in lines and "HOME=/home" in lines
     assert any(line.startswith("PATH=/usr/local/sbin") for line in lines)
     assert "/tmp/new" in lines
-    assert "uid=65534(nobody) gid=65534(nogroup)" in r.out
+    assert "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)" in r.out
     assert lines[-2:] == ["box", "box"]
 
 
 def test_entrypoint_and_numeric_user(vmc: Vmc, busybox: str) -> None:
     r = vmc("run", "--rm", "--entrypoint", "id", "-u", "1234:5", busybox)
-    assert r.out.strip().startswith("uid=1234 gid=5"), r.out + r.err
+    assert r.out.strip() == "uid=1234 gid=5 groups=5", r.out + r.err
+    assert vmc("run", "--rm", busybox, "id").out == "uid=0(root) gid=0(root) groups=0(root)\n"
 
 
 def test_env_file(vmc: Vmc, busybox: str, tmp_path: object) -> None:
@@ -245,3 +247,48 @@ def test_images_and_rmi(vmc: Vmc, tmp_path: object) -> None:
     assert "Untagged: scratchy:v1" in out and f"Deleted: {image_id}" in out
     assert "scratchy" not in vmc("images").out
     assert not list((vmc.root / "image" / "rootfs").glob(image_id[7:] + "*"))
+
+
+def _popen_run(vmc: Vmc, *args: str) -> subprocess.Popen[bytes]:
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "vmcontainer", "run", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=vmc.env)
+
+
+def test_signals_are_proxied_to_the_container(vmc: Vmc, busybox: str) -> None:
+    """Docker's --sig-proxy: SIGINT/SIGTERM to `run` reach the container's process."""
+    import signal
+    p = _popen_run(vmc, "--rm", busybox, "sh", "-c",
+                   'trap "echo got INT; exit 3" INT; echo ready; while true; do sleep 0.1; done')
+    assert p.stdout is not None
+    assert p.stdout.readline() == b"ready\n"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert (p.returncode, out) == (3, b"got INT\n"), err
+
+
+def test_killed_cli_leaves_no_vm_and_an_honest_record(vmc: Vmc, busybox: str) -> None:
+    """SIGKILL of a foreground `run`: its VM dies with it (nothing runs unwatched)
+    and the record says Exited (137) instead of running forever."""
+    import subprocess
+    import time
+    p = _popen_run(vmc, "--name", "orphan", busybox, "sh", "-c", "echo up; sleep 300")
+    assert p.stdout is not None and p.stdout.readline() == b"up\n"
+    short = json.loads(vmc("inspect", "orphan").out)[0]["Id"][:12]
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", f"vmc-{short}"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the VM outlived the killed `run`"
+        time.sleep(0.1)
+    line = next(ln for ln in vmc("ps", "-a").out.splitlines() if "orphan" in ln)
+    assert "Exited (137)" in line
+    vmc("rm", "orphan", check=True)
+
+
+def test_usage_errors_are_125(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--bogus", busybox, "true")
+    assert r.returncode == 125 and "--bogus" in r.err
+    for bad in ("nan", "inf", "-1"):
+        r = vmc("run", "--rm", "--cpus", bad, busybox, "true")
+        assert r.returncode == 125 and "Traceback" not in r.err, r.err

@@ -34,3 +34,5 @@ def test_limits_and_names_agree() -> None:
     assert f"`length` is at most {py.MAX_PAYLOAD}" in DOC
     assert py.PORT_NAME in DOC
     assert py.HEADER.size == 8 and "#define VMC_HEADER_SIZE 8" in HEADER
+    assert re.search(rf"#define VMC_MAX_HOST_PAYLOAD {py.MAX_HOST_PAYLOAD}u?\b", HEADER)
+    assert f"payload is at most {py.MAX_HOST_PAYLOAD} bytes" in DOC

@@ -88,7 +88,7 @@ async def with_backend(ctx: EngineContext) -> EngineContext:
     if choice.accel == "tcg" and choice.fresh:
         click.echo(f"WARNING: KVM is not usable ({choice.reason}); "
                    "VMs run under TCG software emulation, slowly", err=True)
-    ctx.backend = QemuBackend(choice.accel)
+    ctx.backend = QemuBackend(choice.accel, tie_to_parent=True)
     return ctx
 
 

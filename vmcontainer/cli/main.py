@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from vmcontainer import __version__
@@ -24,4 +26,16 @@ for command in (run, ps, logs, inspect, rm, images, load, import_, rmi):
 
 
 def main() -> None:
-    cli(prog_name="vmcontainer")
+    """Run the command line. Exit codes as Docker's CLI: 125 for a usage error
+    (unknown flag, missing argument), 130 when interrupted before a container ran."""
+    try:
+        code = cli.main(prog_name="vmcontainer", standalone_mode=False)
+    except click.UsageError as err:
+        err.show()
+        sys.exit(125)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -3,6 +3,7 @@ Formats: Docker CLI (opts/env.go ParseEnvFile, go-units RAMInBytes)."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,8 @@ def nano_cpus(text: str) -> int:
         value = float(text)
     except ValueError as err:
         raise InvalidParameter(f'invalid argument "{text}" for "--cpus" flag') from err
+    if not math.isfinite(value) or value < 0:
+        raise InvalidParameter(f'invalid argument "{text}" for "--cpus" flag')
     return int(value * 1e9)
 
 

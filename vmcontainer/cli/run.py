@@ -14,12 +14,16 @@ import click
 
 from vmcontainer.cli.common import make_context, with_backend
 from vmcontainer.cli.options import env_item, nano_cpus, parse_env_file, ram_in_bytes
+from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.remove import remove_container
 from vmcontainer.engine.spec import ContainerSpec
-from vmcontainer.engine.start import start_container
+from vmcontainer.engine.start import Running, start_container
 from vmcontainer.errors import ImageNotFound, StartError, VmcError
 from vmcontainer.image.reference import normalize
+
+PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _sink(stream: str, data: bytes) -> None:
@@ -45,30 +49,43 @@ async def _run(spec: ContainerSpec) -> int:
             shown = spec.image
         click.echo(f"Unable to find image '{shown}' locally", err=True)
         raise
+    loop = asyncio.get_running_loop()
+    state: dict[str, Running] = {}
+    pending: list[int] = []
+    sends: set[asyncio.Task[None]] = set()
+
+    def on_signal(signum: int) -> None:
+        """Docker's --sig-proxy (on by default): the signal goes to the container's
+        process; before it runs, the start is abandoned."""
+        if "running" not in state:
+            pending.append(signum)
+            starting.cancel()
+            return
+        task = asyncio.ensure_future(state["running"].signal(signum))
+        sends.add(task)
+        task.add_done_callback(sends.discard)
+
+    for signum in PROXIED_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    starting = asyncio.ensure_future(_start(ctx, container.id))
     try:
-        await with_backend(ctx)
-        running = await start_container(ctx, container.id, _sink)
+        state["running"] = await starting
     except BaseException:
         if spec.auto_remove:
             with contextlib.suppress(VmcError):
                 remove_container(ctx, container.id, force=True)
+        if pending:
+            return 128 + pending[0]
         raise
-    loop = asyncio.get_running_loop()
-    interrupted: list[int] = []
-    kills: set[asyncio.Task[None]] = set()
-
-    def on_signal(signum: int) -> None:
-        interrupted.append(signum)
-        task = asyncio.ensure_future(running.machine.kill())
-        kills.add(task)
-        task.add_done_callback(kills.discard)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, on_signal, signum)
-    code = await running.wait()
+    code = await state["running"].wait()
     if spec.auto_remove:
         remove_container(ctx, container.id, force=True)
-    return 128 + interrupted[0] if interrupted else code
+    return code
+
+
+async def _start(ctx: EngineContext, cid: str) -> Running:
+    await with_backend(ctx)
+    return await start_container(ctx, cid, _sink)
 
 
 @click.command(context_settings={"allow_interspersed_args": False})

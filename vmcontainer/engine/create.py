@@ -6,6 +6,7 @@ Rolls back on failure: a half-created container leaves no directory behind.
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,11 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
         raise InvalidParameter(
             f"Minimum memory limit allowed for a VM container is {MIN_MEMORY_MIB}MB"
         )
-    if spec.nano_cpus < 0 or spec.nano_cpus > MAX_VCPUS * 10**9:
+    host_cpus = min(os.cpu_count() or 1, MAX_VCPUS)
+    if spec.nano_cpus < 0 or spec.nano_cpus > host_cpus * 10**9:
         raise InvalidParameter(
-            f"Range of CPUs is from 0.01 to {MAX_VCPUS}.00, as there are only "
-            f"{MAX_VCPUS} CPUs available"
+            f"Range of CPUs is from 0.01 to {host_cpus}.00, as there are only "
+            f"{host_cpus} CPUs available"
         )
     return {
         "Binds": None,

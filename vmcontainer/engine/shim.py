@@ -25,7 +25,7 @@ async def _main(cid: str, status_fd: int) -> int:
     ctx = EngineContext(Settings.from_env())
     try:
         choice = await choose_accelerator(ctx.boot_assets(), ctx.settings.boot_dir)
-        ctx.backend = QemuBackend(choice.accel)
+        ctx.backend = QemuBackend(choice.accel, tie_to_parent=True)
         running = await start_container(ctx, cid)
     except VmcError as err:
         code = err.exit_code if isinstance(err, StartError) else 125

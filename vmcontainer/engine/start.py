@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -44,11 +45,20 @@ class Running:
 
     container: Container
     machine: Machine
+    link: AgentLink
     exit_code: asyncio.Future[int]
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def wait(self) -> int:
         return await asyncio.shield(self.exit_code)
+
+    async def signal(self, signum: int) -> None:
+        """Send signal ``signum`` to the container's main process (PROTOCOL.md
+        SIGNAL); a no-op once the container has ended."""
+        if self.exit_code.done():
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.link.send(MsgType.SIGNAL, json.dumps({"signal": signum}).encode())
 
 
 def guest_config(c: Container) -> dict[str, Any]:
@@ -110,7 +120,7 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     state = c.state.move(Status.RUNNING, pid=machine.pid or 0, exit_code=0, error="",
                          started_at=now_rfc3339(), finished_at=c.state.finished_at)
     c = ctx.update(c.id, state=state, boot=boot)
-    running = Running(c, machine, asyncio.get_running_loop().create_future())
+    running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
     return running
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vmcontainer.engine.container import Container
+from vmcontainer.engine.state import Status, now_rfc3339
 from vmcontainer.errors import Conflict, ContainerNotFound, InvalidParameter
 
 RECORD = "config.json"
@@ -29,6 +30,18 @@ def atomic_write(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def _vm_alive(c: Container) -> bool:
+    """Whether ``c.state.pid`` is still this container's hypervisor (not a reused
+    PID): its command line names the machine ``vmc-<short id>``."""
+    if not c.state.pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{c.state.pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"vmc-{c.short_id}".encode() in cmdline.split(b"\0")
 
 
 class ContainerStore:
@@ -52,11 +65,21 @@ class ContainerStore:
         atomic_write(self.dir(c.id) / RECORD, json.dumps(c.to_json(), indent=1).encode())
 
     def load(self, cid: str) -> Container:
+        """The record of ``cid``, reconciled: a record that says running while its
+        hypervisor process is gone (the process watching the VM was killed) is
+        saved and returned as exited with 137. Raises ContainerNotFound."""
         try:
             data = json.loads((self.dir(cid) / RECORD).read_text())
         except FileNotFoundError as err:
             raise ContainerNotFound(cid) from err
-        return Container.from_json(data)
+        c = Container.from_json(data)
+        if c.state.running and not _vm_alive(c):
+            c = c.with_state(c.state.move(
+                Status.EXITED, pid=0, exit_code=137, finished_at=now_rfc3339(),
+                error="the VM ended while no vmcontainer process was watching it"))
+            with contextlib.suppress(OSError):
+                self.save(c)
+        return c
 
     def all(self) -> list[Container]:
         """Every readable record, newest first."""

@@ -19,6 +19,7 @@ PROTOCOL_VERSION = 1
 PORT_NAME = "org.vmcontainer.agent.0"
 HEADER = struct.Struct(">BBHI")
 MAX_PAYLOAD = 1 << 20
+MAX_HOST_PAYLOAD = 1 << 16
 
 
 class MsgType(enum.IntEnum):
@@ -31,6 +32,7 @@ class MsgType(enum.IntEnum):
     EXIT = 0x05
     START_ERROR = 0x06
     LOG = 0x07
+    SIGNAL = 0x81
 
 
 class ProtocolError(System):

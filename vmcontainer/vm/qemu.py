@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -172,14 +173,28 @@ class QemuMachine:
         return errors[-1] if errors else f"{QEMU_BINARY} exited with status {rc}"
 
 
+def _die_with_parent() -> None:
+    """In the forked child before exec: SIGKILL when the parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class QemuBackend:
     """Spawns QEMU for each MachineSpec. ``accel`` is ``kvm`` or ``tcg`` (see
     ``vmcontainer.vm.accel`` for how it is chosen)."""
 
     name = "qemu"
 
-    def __init__(self, accel: str, binary: str | None = None) -> None:
+    def __init__(self, accel: str, binary: str | None = None,
+                 tie_to_parent: bool = False) -> None:
+        """``tie_to_parent``: QEMU gets SIGKILL when this process dies (Linux
+        PR_SET_PDEATHSIG) — for a process that owns its VMs and records their
+        exits, so that no VM runs on unwatched when that process is killed."""
         self._accel = accel
+        self._tie = tie_to_parent
         self._binary = binary or shutil.which(QEMU_BINARY)
         self._tsc_khz = host_tsc_khz()
 
@@ -203,5 +218,6 @@ class QemuBackend:
                 stderr=errlog,
                 cwd=spec.run_dir,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if self._tie else None,
             )
         return QemuMachine(spec, proc)
