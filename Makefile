@@ -27,8 +27,8 @@ $(STAMP): pyproject.toml
 install: deps $(STAMP)
 
 demo: install
-	images/busybox/rootfs.sh /tmp/vmcontainer-busybox.tar
-	$(VENV)/bin/vmcontainer import /tmp/vmcontainer-busybox.tar busybox
+	tmp=$$(mktemp -d) && images/busybox/rootfs.sh $$tmp/busybox.tar && \
+	  $(VENV)/bin/vmcontainer import $$tmp/busybox.tar busybox && rm -rf $$tmp
 	$(VENV)/bin/vmcontainer run --rm busybox sh -c 'echo "hello from $$(hostname), a VM running Linux $$(uname -r)"'
 
 test: install

@@ -123,6 +123,21 @@ static void idle(int ms)
     }
 }
 
+/* The kernel's count of OOM kills since boot (/proc/vmstat oom_kill), or 0. */
+static long oom_kills(void)
+{
+    FILE *f = fopen("/proc/vmstat", "re");
+    if (f == NULL)
+        return 0;
+    char line[128];
+    long n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "oom_kill %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
 static void send_json(uint8_t type, json_object *obj)
 {
     size_t len;
@@ -418,6 +433,7 @@ int main(void)
         .resolv_conf = write_etc_file("resolv.conf", cfg.resolv_conf, ""),
     };
 
+    long oom_before = oom_kills();
     struct vmc_start st;
     int rc = vmc_container_start(&cfg, NEWROOT, &etc, &st);
     if (rc != 0)
@@ -441,6 +457,9 @@ int main(void)
         json_object_object_add(ex, "exit_code", json_object_new_int(WEXITSTATUS(status)));
         json_object_object_add(ex, "signal", NULL);
     }
+    /* As Docker's OOMKilled: the kernel's OOM killer ended a process of the
+     * container (the guest runs nothing else that it could pick). */
+    json_object_object_add(ex, "oom_killed", json_object_new_boolean(oom_kills() > oom_before));
     send_json(VMC_MSG_EXIT, ex);
     idle(GRACE_MS);
     reboot_now();

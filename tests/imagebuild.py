@@ -149,9 +149,11 @@ class ArchiveImage:
     layers: Sequence[bytes]
     repo_tags: Sequence[str] = ()
     config: dict[str, object] | None = None
+    created: str = "2024-01-01T00:00:00Z"
 
     def config_json(self) -> bytes:
-        return json.dumps(image_config(self.layers, self.config), sort_keys=True).encode()
+        return json.dumps(image_config(self.layers, self.config, self.created),
+                          sort_keys=True).encode()
 
     @property
     def image_id(self) -> str:
@@ -184,11 +186,13 @@ def write_docker_archive_multi(path: Path, images: Sequence[ArchiveImage]) -> li
 
 
 def write_docker_archive(path: Path, layers: Sequence[bytes], repo_tags: Sequence[str] = (),
-                         config: dict[str, object] | None = None) -> str:
+                         config: dict[str, object] | None = None,
+                         created: str = "2024-01-01T00:00:00Z") -> str:
     """Write a one-image ``docker save`` archive at ``path``; return its image ID.
 
     ``layers`` are uncompressed layer tars (bottom first), ``repo_tags`` familiar
     names such as ``busybox:latest`` (empty: an untagged image), ``config`` the
-    execution config (``{"Cmd": ["sh"]}``).
+    execution config (``{"Cmd": ["sh"]}``), ``created`` the image's creation time.
     """
-    return write_docker_archive_multi(path, [ArchiveImage(layers, repo_tags, config)])[0]
+    return write_docker_archive_multi(
+        path, [ArchiveImage(layers, repo_tags, config, created)])[0]

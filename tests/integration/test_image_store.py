@@ -27,6 +27,7 @@ from imagebuild import (
     write_docker_archive_multi,
 )
 
+from vmcontainer.errors import InvalidParameter
 from vmcontainer.image import ImageStore
 from vmcontainer.image.errors import InvalidArchive, UnsafeLayerEntry
 
@@ -340,3 +341,15 @@ def test_image_id_is_config_digest(store: ImageStore, busybox_archive: tuple[Pat
     assert manifest["config"]["digest"] == image_id
     assert manifest["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
     assert store.import_rootfs(io.BytesIO(busybox_rootfs_tar()), "x").startswith("sha256:")
+
+
+def test_manifest_that_is_a_link_is_refused(store: ImageStore, tmp_path: Path) -> None:
+    import tarfile
+    archive = tmp_path / "msym.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(InvalidParameter, match=r"manifest\.json is not a regular file"):
+        store.load(archive)

@@ -292,3 +292,29 @@ def test_usage_errors_are_125(vmc: Vmc, busybox: str) -> None:
     for bad in ("nan", "inf", "-1"):
         r = vmc("run", "--rm", "--cpus", bad, busybox, "true")
         assert r.returncode == 125 and "Traceback" not in r.err, r.err
+
+
+def test_oom_kill_is_137_and_recorded(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "--name", "oom", "-m", "64m", busybox, "sh", "-c",
+            'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo ${#x}')
+    assert r.returncode == 137, r.err
+    state = json.loads(vmc("inspect", "oom").out)[0]["State"]
+    assert state["OOMKilled"] is True and state["ExitCode"] == 137
+    vmc("rm", "oom", check=True)
+    r = vmc("run", "--name", "no-oom", busybox, "sh", "-c", "exit 137")
+    assert json.loads(vmc("inspect", "no-oom").out)[0]["State"]["OOMKilled"] is False
+    vmc("rm", "no-oom", check=True)
+
+
+def test_load_from_stdin_and_images_newest_first(vmc: Vmc, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from imagebuild import busybox_rootfs_tar, write_docker_archive
+    layer = busybox_rootfs_tar(("sh", "echo"))
+    archive = Path(str(tmp_path)) / "stdin.tar"
+    write_docker_archive(archive, [layer], ["fromstdin:new"], {"Cmd": ["sh"]},
+                         created="2030-01-01T00:00:00Z")
+    r = vmc("load", input=archive.read_bytes())
+    assert r.returncode == 0 and "Loaded image: fromstdin:new" in r.out, r.err
+    rows = vmc("images").out.splitlines()
+    assert rows[1].split()[:2] == ["fromstdin", "new"]

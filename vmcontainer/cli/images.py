@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vmcontainer.cli.common import handles_errors, make_context
+from vmcontainer.cli.common import fail, handles_errors, make_context
 from vmcontainer.cli.format import human_duration, since, table
 from vmcontainer.errors import VmcError
 
@@ -29,7 +29,7 @@ def images(quiet: bool) -> None:
     """List images."""
     ctx = make_context()
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
-    for img in ctx.images.list():
+    for img in sorted(ctx.images.list(), key=lambda i: i.created, reverse=True):
         short = img.id.removeprefix("sha256:")[:12]
         if quiet:
             click.echo(short)
@@ -44,14 +44,16 @@ def images(quiet: bool) -> None:
 
 
 @click.command()
-@click.option("-i", "--input", "archive", required=True, type=click.Path(path_type=Path),
-              help="Read from tar archive file (docker save or OCI archive)")
+@click.option("-i", "--input", "archive", default=None, type=click.Path(path_type=Path),
+              help="Read from tar archive file, instead of STDIN (docker save or OCI archive)")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
 @handles_errors
-def load(archive: Path, quiet: bool) -> None:
-    """Load an image from a tar archive."""
+def load(archive: Path | None, quiet: bool) -> None:
+    """Load an image from a tar archive or STDIN."""
     ctx = make_context()
-    for line in ctx.images.load(archive):
+    if archive is None and sys.stdin.isatty():
+        fail("requested load from stdin, but stdin is empty")
+    for line in ctx.images.load(archive if archive is not None else sys.stdin.buffer):
         if not quiet:
             click.echo(line)
 

@@ -118,7 +118,8 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
         _record_start_failure(ctx, c, err)
         raise
     state = c.state.move(Status.RUNNING, pid=machine.pid or 0, exit_code=0, error="",
-                         started_at=now_rfc3339(), finished_at=c.state.finished_at)
+                         oom_killed=False, started_at=now_rfc3339(),
+                         finished_at=c.state.finished_at)
     c = ctx.update(c.id, state=state, boot=boot)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
@@ -176,6 +177,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
     c = running.container
     writer = JsonFileWriter(ctx.store.dir(c.id) / f"{c.id}-json.log")
     exit_code: int | None = None
+    oom_killed = False
     error = ""
 
     def output(frame: Frame) -> None:
@@ -192,7 +194,9 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
             if frame.type in (MsgType.STDOUT, MsgType.STDERR):
                 output(frame)
             elif frame.type == MsgType.EXIT:
-                exit_code = int(frame.json().get("exit_code", 255))
+                info = frame.json()
+                exit_code = int(info.get("exit_code", 255))
+                oom_killed = bool(info.get("oom_killed", False))
                 break
             elif frame.type == MsgType.LOG:
                 log.debug("agent %s: %s", c.short_id, frame.payload.decode(errors="replace"))
@@ -210,5 +214,6 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
         exit_code = 137 if rc in (-9, 137) else 255
     latest = ctx.store.load(c.id)
     ctx.update(c.id, state=latest.state.move(
-        Status.EXITED, pid=0, exit_code=exit_code, error=error, finished_at=now_rfc3339()))
+        Status.EXITED, pid=0, exit_code=exit_code, error=error, oom_killed=oom_killed,
+        finished_at=now_rfc3339()))
     running.exit_code.set_result(exit_code)

@@ -89,6 +89,8 @@ def missing_file(path: Path) -> str:
 
 
 def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    if not member.isfile():  # a link could point anywhere, even at the host's files
+        raise InvalidArchive(f"{member.name} is not a regular file")
     f = tar.extractfile(member)
     if f is None:
         raise InvalidArchive(f"{member.name} is not a regular file")
