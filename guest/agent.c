@@ -410,10 +410,15 @@ int main(void)
     json_object_object_add(hello, "agent", json_object_new_string(AGENT_NAME));
     send_json(VMC_MSG_HELLO, hello);
     if (cmdline_has("vmcontainer.probe=1")) {
-        /* The host only wants HELLO, and may stop reading after it: write
-         * nothing more. A moment for QEMU to hand HELLO to the socket (with KVM's
-         * ioeventfd it does so asynchronously), then off. */
-        vmc_sleep_ms(100);
+        /* The host only wants HELLO: write nothing more, and power off once the
+         * host hangs up (so HELLO surely left QEMU: with KVM's ioeventfd QEMU
+         * hands it to the socket asynchronously), or after a second. */
+        for (int64_t end = vmc_now_ms() + 1000, left; (left = end - vmc_now_ms()) > 0;) {
+            struct pollfd p = {.fd = vmc_channel_fd(chan), .events = POLLIN};
+            if (poll(&p, 1, (int)left) > 0 && ((p.revents & POLLHUP) ||
+                                               vmc_channel_read_input(chan, on_host_frame, NULL) <= 0))
+                break;
+        }
         reboot_now();
     }
     vmc_log_set_channel(chan);
@@ -445,9 +450,9 @@ int main(void)
     int status = serve(&st);
 
     /* Every process of the container's PID namespace is gone with its PID 1:
-     * unmount the root filesystem (clean on the next start), sync what remains. */
-    if (umount(NEWROOT) < 0)
-        vmc_info("umount %s: %s (errno %d); syncing instead", NEWROOT, strerror(errno), errno);
+     * sync, so that the host may end the VM at once. No umount: it costs 15-20 ms
+     * of TCG time on every exit (measured), while sync alone (~9 ms) leaves the
+     * rootfs consistent, its journal replayed by the next mount. */
     sync();
     json_object *ex = json_object_new_object();
     if (WIFSIGNALED(status)) {

@@ -54,6 +54,7 @@ async def _probe_kvm(assets: BootAssets) -> str:
                 link = await AgentLink.connect(machine.socket_path("agent.sock"))
                 async for frame in link.frames():
                     if frame.type == MsgType.HELLO:
+                        await link.close()  # the agent powers off when we hang up
                         return ""
             return machine.failure() or "the KVM probe guest ended without answering"
         except TimeoutError:
