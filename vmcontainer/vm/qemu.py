@@ -14,11 +14,13 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import InvalidParameter, Unavailable
 from vmcontainer.vm.host import host_tsc_khz
+from vmcontainer.vm.process import WatchedProcess
 from vmcontainer.vm.spec import MachineSpec
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -
 class QemuMachine:
     """A QEMU process and its QMP connection (connected in the background)."""
 
-    def __init__(self, spec: MachineSpec, proc: asyncio.subprocess.Process) -> None:
+    def __init__(self, spec: MachineSpec, proc: WatchedProcess) -> None:
         self._spec = spec
         self._proc = proc
         self._qmp: Any = None  # qemu.qmp.QMPClient once _connect_qmp has imported it
@@ -211,13 +213,17 @@ class QemuBackend:
         argv = qemu_argv(spec, self._binary, self._accel, self._tsc_khz)
         log.debug("starting %s", " ".join(argv))
         with open(spec.run_dir / "qemu.log", "wb") as errlog:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
                 stdout=errlog,
                 stderr=errlog,
                 cwd=spec.run_dir,
                 start_new_session=True,
                 preexec_fn=_die_with_parent if self._tie else None,
             )
-        return QemuMachine(spec, proc)
+        return QemuMachine(spec, WatchedProcess(popen.pid, popen))
+
+    async def adopt(self, spec: MachineSpec, pid: int) -> QemuMachine:
+        """Take back a VM started by an earlier daemon (same spec, process ``pid``)."""
+        return QemuMachine(spec, WatchedProcess(pid))
