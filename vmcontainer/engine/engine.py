@@ -9,8 +9,10 @@ when the daemon stops; ``adopt`` takes them back when it starts again.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
+import os
 import signal
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable
@@ -27,7 +29,7 @@ from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.remove import remove_container
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
-from vmcontainer.engine.start import Running, start_container
+from vmcontainer.engine.start import Running, adopt_container, start_container
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import (
     Conflict,
@@ -35,6 +37,7 @@ from vmcontainer.errors import (
     InvalidParameter,
     NotModified,
     StartError,
+    VmcError,
 )
 
 log = logging.getLogger(__name__)
@@ -335,6 +338,30 @@ class Engine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def adopt(self) -> builtins.list[str]:
+        """Watch again every container whose VM still runs (started by an earlier
+        daemon or CLI). Returns their IDs; a VM whose agent does not answer is
+        killed and recorded as exited."""
+        adopted = []
+        for c in self.ctx.store.all():  # all() reconciles records of dead VMs
+            if not c.state.running or c.id in self._running:
+                continue
+            output = self._outputs.setdefault(c.id, Broadcast())
+            try:
+                running = await adopt_container(self.ctx, c, output.publish)
+            except VmcError as err:
+                log.warning("container %s: cannot adopt its VM: %s", c.short_id, err)
+                self._outputs.pop(c.id, None)
+                remove_vm = c.state.pid
+                if remove_vm:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(remove_vm, signal.SIGKILL)
+                continue
+            self._running[c.id] = running
+            self._spawn(self._watch(c.id, running, output))
+            adopted.append(c.id)
+        return adopted
+
     async def close(self) -> None:
         """Stop watching (VMs keep running, for ``adopt`` by the next daemon)."""
         for task in list(self._tasks):
@@ -342,4 +369,8 @@ class Engine:
         for running in list(self._running.values()):
             if running.task is not None:
                 running.task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *(r.task for r in self._running.values() if r.task),
+                             return_exceptions=True)
+        for running in list(self._running.values()):
+            await running.machine.release()
+        self._running.clear()

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.container import Container
@@ -95,14 +96,8 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     write_config_disk(directory / "config.iso", guest_config(c))
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
-    memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
-    spec = MachineSpec(
-        name=f"vmc-{c.short_id}", kernel=assets.kernel, initramfs=assets.initramfs,
-        cmdline=KERNEL_CMDLINE, memory_mib=memory_mib, vcpus=vcpus, run_dir=directory,
-        disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
-               DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
-        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
-    )
+    spec = machine_spec(ctx, c, assets.kernel, assets.initramfs)
+    memory_mib, vcpus = spec.memory_mib, spec.vcpus
     t0 = time.monotonic()
     machine = await ctx.backend.start(spec)
     boot: dict[str, Any] = {
@@ -123,6 +118,33 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     c = ctx.update(c.id, state=state, boot=boot)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
+    return running
+
+
+def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path) -> MachineSpec:
+    """The MachineSpec of container ``c``'s VM."""
+    directory = ctx.store.dir(c.id)
+    memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
+    return MachineSpec(
+        name=f"vmc-{c.short_id}", kernel=kernel, initramfs=initramfs,
+        cmdline=KERNEL_CMDLINE, memory_mib=memory_mib, vcpus=vcpus, run_dir=directory,
+        disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
+               DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
+        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+    )
+
+
+async def adopt_container(ctx: EngineContext, c: Container,
+                          sink: OutputSink | None = None) -> Running:
+    """Take back a running container whose VM an earlier process started (daemon
+    restart): reconnect its agent port — output written meanwhile waited in the
+    guest, since virtio-serial holds writes while nobody reads — and watch it to its
+    exit like one started here. Raises System when the agent does not answer."""
+    spec = machine_spec(ctx, c, Path(c.boot.get("Kernel", "")), Path(c.boot.get("Initramfs", "")))
+    machine = await ctx.backend.adopt(spec, c.state.pid)
+    link = await _connect(machine)
+    running = Running(c, machine, link, asyncio.get_running_loop().create_future())
+    running.task = asyncio.create_task(_monitor(ctx, running, link, [], sink))
     return running
 
 

@@ -29,6 +29,9 @@ class Machine(Protocol):
         """End the VM cleanly (disks flushed and closed), killing it after ``timeout``
         seconds if it does not go."""
 
+    async def release(self) -> None:
+        """Stop controlling the VM and leave it running (daemon shutdown)."""
+
     async def kill(self) -> None:
         """End the VM at once."""
 
@@ -45,6 +48,10 @@ class Backend(Protocol):
 
     @property
     def accelerator(self) -> str: ...
+
+    async def adopt(self, spec: MachineSpec, pid: int) -> Machine:
+        """Watch a VM of ``spec`` that an earlier process started (hypervisor
+        process ``pid``), e.g. after a daemon restart."""
 
     async def start(self, spec: MachineSpec) -> Machine:
         """Start the VM and return as soon as the hypervisor runs (not when the guest

@@ -42,6 +42,13 @@ class WatchedProcess:
         if not self._exited.done():
             self._exited.set_result(rc)
 
+    def release(self) -> None:
+        """Stop watching; ``wait`` then never returns."""
+        if self._pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
     async def wait(self) -> int:
         """The exit status (negative signal number when killed; -1 when unknown)."""
         return int(await asyncio.shield(self._exited))

@@ -136,6 +136,18 @@ class QemuMachine:
                 await self._qmp.disconnect()
         return rc
 
+    async def release(self) -> None:
+        """Let go of the VM without ending it (the daemon is shutting down): close
+        QMP and stop watching the process."""
+        self._qmp_task.cancel()
+        if self._qmp is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._qmp.disconnect()
+        self._proc.release()
+        if self._dirfd >= 0:
+            os.close(self._dirfd)
+            self._dirfd = -1
+
     async def stop(self, timeout: float = 3.0) -> None:
         """QMP ``quit`` (QEMU flushes and closes every block device), SIGTERM when
         QMP is not up yet, SIGKILL after ``timeout`` seconds."""
