@@ -14,6 +14,7 @@ from typing import Any
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.names import random_name, validate_name
 from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
+from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.state import now_rfc3339
 from vmcontainer.engine.store import ContainerStore
@@ -46,7 +47,8 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         else ic.get("Entrypoint"),
         "OnBuild": None,
         "Labels": {**(ic.get("Labels") or {}), **spec.labels},
-        "StopSignal": ic.get("StopSignal"),
+        "StopSignal": spec.stop_signal or ic.get("StopSignal"),
+        **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
     }
 
 
@@ -61,12 +63,19 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
             f"Range of CPUs is from 0.01 to {host_cpus}.00, as there are only "
             f"{host_cpus} CPUs available"
         )
+    if spec.restart_policy not in ("", "no"):
+        raise InvalidParameter(
+            f"restart policy {spec.restart_policy!r} is not supported by vmcontainer yet; "
+            "use \"no\"")
+    if spec.stop_signal:
+        parse_signal(spec.stop_signal)
     return {
         "Binds": None,
         "LogConfig": {"Type": "json-file", "Config": {}},
         "NetworkMode": "none",
         "PortBindings": {},
-        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "RestartPolicy": {"Name": spec.restart_policy or "no",
+                          "MaximumRetryCount": spec.restart_max_retries},
         "AutoRemove": spec.auto_remove,
         "Memory": spec.memory_bytes,
         "NanoCpus": spec.nano_cpus,

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 class ContainerSpec:
     """``cmd``/``entrypoint`` None means "the image's"; ``env`` holds ``KEY=VALUE``
     items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs * 1e9
-    (0: default); ``name`` "" means a generated one."""
+    (0: default); ``name`` "" means a generated one; ``stop_signal`` "" means the
+    image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s; restart
+    policies other than ``no`` are refused until they are implemented."""
 
     image: str
     cmd: tuple[str, ...] | None = None
@@ -25,3 +27,7 @@ class ContainerSpec:
     nano_cpus: int = 0
     auto_remove: bool = False
     tty: bool = False
+    stop_signal: str = ""
+    stop_timeout: int | None = None
+    restart_policy: str = "no"
+    restart_max_retries: int = 0
