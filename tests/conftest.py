@@ -7,6 +7,17 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("VMCONTAINER_BOOT_DIR", "/var/lib/vmcontainer/boot"
                       if os.geteuid() == 0 else str(Path.home() / ".cache/vmcontainer/boot"))
+
+from vmcontainer.vm.bootassets import BootAssets, ensure_boot_assets
+
+
+@pytest.fixture(scope="session")
+def boot_assets() -> BootAssets:
+    """The guest kernel and initramfs, built before any test boots a VM (the first
+    kernel build on a machine takes minutes; no test's own timeout should pay it)."""
+    return ensure_boot_assets(Path(os.environ["VMCONTAINER_BOOT_DIR"]))

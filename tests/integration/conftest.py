@@ -51,7 +51,7 @@ class Vmc:
 
 
 @pytest.fixture(scope="session")
-def vmc(tmp_path_factory: pytest.TempPathFactory) -> Vmc:
+def vmc(tmp_path_factory: pytest.TempPathFactory, boot_assets: object) -> Vmc:
     return Vmc(tmp_path_factory.mktemp("vmc-root"))
 
 
