@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import Vmc
+
 from vmcontainer.config import Settings
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.engine import Engine
@@ -32,7 +32,8 @@ async def make_engine(root: Path) -> Engine:
 
 async def test_attach_wait_events(vmc: Vmc, busybox: str) -> None:
     engine = await make_engine(vmc.root)
-    c = await engine.create(ContainerSpec(image=busybox, cmd=("sh", "-c", "echo out; echo err >&2; exit 4")))
+    c = await engine.create(ContainerSpec(image=busybox,
+                                          cmd=("sh", "-c", "echo out; echo err >&2; exit 4")))
     stream = engine.attach(c.id, stream=True)
     waiter = engine.waiter(c.id, "next-exit")
     await engine.start(c.id)

@@ -9,6 +9,7 @@ import click
 from vmcontainer import __version__
 from vmcontainer.cli.common import setup_logging
 from vmcontainer.cli.containers import inspect, logs, ps, rm
+from vmcontainer.cli.daemon import daemon
 from vmcontainer.cli.images import images, import_, load, rmi
 from vmcontainer.cli.run import run
 
@@ -23,6 +24,7 @@ def cli(debug: bool) -> None:
 
 for command in (run, ps, logs, inspect, rm, images, load, import_, rmi):
     cli.add_command(command)
+cli.add_command(daemon)
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.listing import matches, summary
-from vmcontainer.engine.logs import read_log
+from vmcontainer.engine.logs import LogFollower
 from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.remove import remove_container
 from vmcontainer.engine.signals import parse_signal
@@ -249,8 +249,8 @@ class Engine:
         with self.ctx.store.locked():
             c = self.get(ref)
             if c.name == name:
-                raise Conflict(f"Renaming a container with the same name as its current "
-                               f"name: {name}")
+                raise InvalidParameter(f"Renaming a container with the same name as its "
+                                       f"current name: {name}")
             self.ctx.store.check_name_free(name)
             old = c.name
             c = self.ctx.update(c.id, name=name)
@@ -287,22 +287,28 @@ class Engine:
                 out.append((e.stream, (e.time.encode() + b" " if timestamps else b"") + e.data))
             return out
 
-        entries = list(read_log(path))
-        seen = len(entries)
-        chosen = pick(entries)
-        for chunk in chosen[-tail:] if tail >= 0 else chosen:
-            if tail == 0:
-                break
-            yield chunk
-        while follow:
-            done = c.id not in self._running and not self.ctx.store.load(c.id).state.running
-            entries = list(read_log(path))
-            for chunk in pick(entries[seen:]):
+        reader = LogFollower(path)
+        try:
+            chosen = pick(reader.read_new())
+            for chunk in chosen[-tail:] if tail > 0 else chosen if tail < 0 else []:
                 yield chunk
-            seen = len(entries)
-            if done:
-                return
-            await asyncio.sleep(0.05)
+            while follow:
+                done = not self._still_running(c.id)
+                for chunk in pick(reader.read_new()):  # the open file outlives a removal
+                    yield chunk
+                if done:
+                    return
+                await asyncio.sleep(0.05)
+        finally:
+            reader.close()
+
+    def _still_running(self, cid: str) -> bool:
+        if cid in self._running:
+            return True
+        try:
+            return self.ctx.store.load(cid).state.running
+        except ContainerNotFound:
+            return False
 
     def attach(self, ref: str, *, logs: bool = False, stream: bool = True,
                stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:

@@ -49,10 +49,14 @@ class EventBus:
         return [e for e in self._history
                 if e["timeNano"] >= since_ns and (until_ns is None or e["timeNano"] <= until_ns)]
 
-    async def subscribe(self) -> AsyncIterator[Event]:
-        """Live events until the consumer stops iterating."""
+    def subscribe(self) -> AsyncIterator[Event]:
+        """Live events until the consumer stops iterating. Registers now, before the
+        first iteration, so nothing published after this call is missed."""
         q: asyncio.Queue[Event] = asyncio.Queue()
         self._subscribers.add(q)
+        return self._drain(q)
+
+    async def _drain(self, q: asyncio.Queue[Event]) -> AsyncIterator[Event]:
         try:
             while True:
                 yield await q.get()

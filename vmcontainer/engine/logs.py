@@ -74,3 +74,35 @@ def read_log(path: Path) -> Iterator[LogEntry]:
             except ValueError:
                 continue
             yield LogEntry(d["stream"], d["log"].encode("utf-8"), d["time"])
+
+
+class LogFollower:
+    """Reads a json-file log incrementally through one open file, so entries are
+    still readable after the container (and its directory) is removed."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._fh: BinaryIO | None = open(path, "rb")  # noqa: SIM115 — see close()
+        except FileNotFoundError:
+            self._fh = None
+        self._partial = b""
+
+    def read_new(self) -> list[LogEntry]:
+        """Entries completed since the last call, oldest first."""
+        if self._fh is None:
+            return []
+        data = self._partial + self._fh.read()
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        out = []
+        for line in lines:
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            out.append(LogEntry(d["stream"], d["log"].encode("utf-8"), d["time"]))
+        return out
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()

@@ -7,6 +7,7 @@ import secrets
 
 from vmcontainer.errors import InvalidParameter
 
+MAX_NAME = 253  # a name is also the VM's default hostname source; keep it DNS-sized
 # moby daemon/names: restrictedNamePattern
 VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -23,7 +24,7 @@ _NAMES = (
 
 def validate_name(name: str) -> str:
     """The name without its leading '/'; raises InvalidParameter with Docker's text."""
-    if not VALID_NAME.match(name):
+    if len(name) > MAX_NAME or not VALID_NAME.match(name):
         shown = name if len(name) <= 64 else name[:64] + "..."
         raise InvalidParameter(
             f"Invalid container name ({shown}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"

@@ -1,0 +1,75 @@
+"""What the routes need from the engine, split by concern (after moby's
+``daemon/server/router/container/backend.go``). ``vmcontainer.engine.engine.Engine``
+implements all of them; the routes never import it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from vmcontainer.engine.container import Container
+from vmcontainer.engine.context import EngineContext
+from vmcontainer.engine.events import EventBus
+from vmcontainer.engine.spec import ContainerSpec
+
+Chunk = tuple[str, bytes]
+"""Output as the engine hands it out: ("stdout" | "stderr", bytes)."""
+
+
+class ContainerReader(Protocol):
+    def get(self, ref: str) -> Container: ...
+
+    def inspect(self, ref: str) -> dict[str, Any]: ...
+
+    def list(self, all: bool = False, limit: int = -1,
+             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]: ...
+
+
+class ContainerLifecycle(Protocol):
+    async def create(self, spec: ContainerSpec) -> Container: ...
+
+    async def start(self, ref: str) -> None: ...
+
+    async def stop(self, ref: str, timeout: float | None = None) -> None: ...
+
+    async def restart(self, ref: str, timeout: float | None = None) -> None: ...
+
+    async def kill(self, ref: str, sig: str | int = "KILL") -> None: ...
+
+    def waiter(self, ref: str, condition: str = "not-running") -> Awaitable[dict[str, Any]]: ...
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+
+    def rename(self, ref: str, new_name: str) -> None: ...
+
+    def prune(self) -> dict[str, Any]: ...
+
+
+class ContainerOutput(Protocol):
+    def logs(self, ref: str, *, follow: bool = False, since: float = 0, until: float = 0,
+             tail: int = -1, timestamps: bool = False, stdout: bool = True,
+             stderr: bool = True) -> AsyncIterator[Chunk]: ...
+
+    def attach(self, ref: str, *, logs: bool = False, stream: bool = True,
+               stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]: ...
+
+
+class SystemBackend(Protocol):
+    ctx: EngineContext
+    events: EventBus
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, SystemBackend,
+                    Protocol):
+    """Everything the application needs; ``make_app`` takes one of these."""
+
+
+ENGINE = web.AppKey("engine", EngineBackend)
+
+
+def engine(request: web.Request) -> EngineBackend:
+    return request.app[ENGINE]

@@ -1,0 +1,96 @@
+"""Container routes that stream: attach (hijacked), logs (chunked), wait (headers
+at once, the body at exit). The engine validates the request (unknown container,
+bad condition) before any header is sent, so those errors are plain JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiohttp import web
+
+from vmcontainer.api import params
+from vmcontainer.api.backend import engine
+from vmcontainer.api.compat import Route, logs_content_type, request_version, wait_condition
+from vmcontainer.api.responses import dumps
+from vmcontainer.api.streams import hijack, pump, start_stream
+from vmcontainer.errors import InvalidParameter, VmcError
+
+log = logging.getLogger(__name__)
+
+
+def _ref(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+async def attach(request: web.Request) -> web.StreamResponse:
+    """``POST /containers/{id}/attach``: the output of the container's process, live
+    (``stream``) and/or what it wrote so far (``logs``), until it ends."""
+    ref = _ref(request)
+    eng = engine(request)
+    tty = bool(eng.get(ref).config.get("Tty"))
+    chunks = eng.attach(ref, logs=params.flag(request, "logs"),
+                        stream=params.flag(request, "stream"),
+                        stdout=params.flag(request, "stdout"),
+                        stderr=params.flag(request, "stderr"))
+    resp = await hijack(request)
+    try:
+        await pump(resp, chunks, tty)
+    except (ConnectionError, VmcError) as err:
+        log.debug("attach %s ended: %s", ref, err)
+    return resp
+
+
+async def logs(request: web.Request) -> web.StreamResponse:
+    """``GET /containers/{id}/logs``: the json-file log, framed as attach frames it;
+    with ``follow`` until the container stops."""
+    ref = _ref(request)
+    eng = engine(request)
+    stdout, stderr = params.flag(request, "stdout"), params.flag(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    now = time.time()
+    since = params.timestamp(request, "since", now) or 0.0
+    until = params.timestamp(request, "until", now) or 0.0
+    tail_text = params.text(request, "tail", "all").strip()
+    if tail_text in ("", "all"):
+        tail = -1
+    else:
+        try:
+            tail = int(tail_text)
+        except ValueError:
+            raise InvalidParameter(f'invalid value for "tail": "{tail_text[:64]}" is not '
+                                   'an integer or "all"') from None
+    tty = bool(eng.get(ref).config.get("Tty"))
+    chunks = eng.logs(ref, follow=params.flag(request, "follow"), since=since, until=until,
+                      tail=tail if tail >= 0 else -1,
+                      timestamps=params.flag(request, "timestamps"),
+                      stdout=stdout, stderr=stderr)
+    resp = await start_stream(request, logs_content_type(request_version(request), tty))
+    try:
+        await pump(resp, chunks, tty)
+    except (ConnectionError, VmcError) as err:
+        log.debug("logs %s ended: %s", ref, err)
+    await resp.write_eof()
+    return resp
+
+
+async def wait(request: web.Request) -> web.StreamResponse:
+    """``POST /containers/{id}/wait``: headers now (clients know the wait is
+    registered), ``{"StatusCode": n, "Error": null}`` when the condition is met."""
+    condition = wait_condition(request_version(request), params.text(request, "condition"))
+    waiter = engine(request).waiter(_ref(request), condition)
+    resp = await start_stream(request, "application/json")
+    result = await asyncio.shield(waiter)
+    await resp.write(dumps(result))
+    await resp.write_eof()
+    return resp
+
+
+def routes() -> list[Route]:
+    return [
+        ("POST", "/containers/{id}/attach", attach),
+        ("GET", "/containers/{id}/logs", logs),
+        ("POST", "/containers/{id}/wait", wait),
+    ]

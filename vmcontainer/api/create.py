@@ -1,0 +1,180 @@
+"""``POST /containers/create``: Docker's create body (Engine API ContainerConfig +
+``HostConfig``) parsed into a ContainerSpec, once, at the edge.
+
+Every field read is type-checked (a wrong type is a 400 naming the field); fields
+Docker knows and vmcontainer does not read are ignored, as Docker ignores unknown
+ones. Options whose silent loss would break the container's contract (bind mounts,
+published ports, restart policies, other log drivers or networks, stdin) are
+refused with a clear message until the engine supports them; minor ones become
+create ``Warnings``, which the docker CLI prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vmcontainer.engine.spec import ContainerSpec
+from vmcontainer.errors import InvalidParameter
+
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+NETWORK_MODES = ("", "default", "bridge", "none")
+
+
+class _Fields:
+    """Typed reads from one JSON object; ``where`` prefixes field names in errors."""
+
+    def __init__(self, doc: object, where: str) -> None:
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict) and not where:
+            raise InvalidParameter(f"invalid JSON: the body must be a JSON object, not "
+                                   f"{_kind(doc)}")
+        if not isinstance(doc, dict):
+            raise InvalidParameter(f'invalid value for "{where}": expected a JSON object, '
+                                   f"got {_kind(doc)}")
+        self.doc: dict[str, Any] = doc
+        self.where = where
+
+    def _bad(self, key: str, expected: str, value: object) -> InvalidParameter:
+        name = f"{self.where}.{key}" if self.where else key
+        return InvalidParameter(f'invalid value for "{name}": expected {expected}, '
+                                f"got {_kind(value)}")
+
+    def text(self, key: str) -> str:
+        v = self.doc.get(key)
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            raise self._bad(key, "a string", v)
+        return v
+
+    def flag(self, key: str) -> bool:
+        v = self.doc.get(key)
+        if v is None:
+            return False
+        if not isinstance(v, bool):
+            raise self._bad(key, "a boolean", v)
+        return v
+
+    def integer(self, key: str) -> int:
+        v = self.doc.get(key)
+        if v is None:
+            return 0
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self._bad(key, "an integer", v)
+        return v
+
+    def strings(self, key: str, *, one_string_ok: bool = False) -> tuple[str, ...] | None:
+        """A list of strings (None when absent or null). Docker's StrSlice fields
+        (Cmd, Entrypoint) also take one string."""
+        v = self.doc.get(key)
+        if v is None:
+            return None
+        if one_string_ok and isinstance(v, str):
+            return (v,)
+        if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
+            raise self._bad(key, "a list of strings", v)
+        return tuple(v)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        v = self.doc.get(key)
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise self._bad(key, "a JSON object", v)
+        return v
+
+    def labels(self, key: str) -> dict[str, str]:
+        v = self.mapping(key)
+        if not all(isinstance(x, str) for x in v.values()):
+            raise self._bad(key, "an object of strings", v)
+        return dict(v)
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self.mapping(key), f"{self.where}.{key}" if self.where else key)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _unsupported(what: str) -> InvalidParameter:
+    return InvalidParameter(f"{what} is not supported by vmcontainer yet")
+
+
+def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
+    """The HostConfig keys the spec takes; refuses what cannot be honoured."""
+    memory, nano_cpus = host.integer("Memory"), host.integer("NanoCpus")
+    if memory < 0:
+        raise InvalidParameter("invalid value for \"HostConfig.Memory\": must not be negative")
+    if nano_cpus < 0:
+        raise InvalidParameter("invalid value for \"HostConfig.NanoCpus\": must not be "
+                               "negative")
+    restart = host.sub("RestartPolicy")
+    policy = restart.text("Name")
+    retries = restart.integer("MaximumRetryCount")
+    if policy not in RESTART_POLICIES:
+        raise InvalidParameter(f"invalid restart policy '{policy}'")
+    if retries and policy != "on-failure":
+        raise InvalidParameter(f"maximum retry count cannot be used with restart policy "
+                               f"'{policy}'")
+    if policy not in ("", "no"):
+        raise _unsupported(f"restart policy '{policy}'")
+    log_type = host.sub("LogConfig").text("Type")
+    if log_type not in ("", "json-file"):
+        raise _unsupported(f"log driver '{log_type}' (only json-file)")
+    binds = host.strings("Binds") or ()
+    if binds:
+        raise _unsupported("bind mounts (Binds)")
+    ports = host.mapping("PortBindings")
+    if any(ports.values()):
+        raise _unsupported("publishing ports (PortBindings)")
+    network = host.text("NetworkMode")
+    if network not in NETWORK_MODES:
+        raise _unsupported(f"network mode '{network}'")
+    if host.flag("Privileged"):
+        warnings.append("Privileged has no meaning for a VM container; ignored")
+    return {"memory_bytes": memory, "nano_cpus": nano_cpus,
+            "auto_remove": host.flag("AutoRemove")}
+
+
+def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
+    """The spec and the create response's ``Warnings``. Raises InvalidParameter."""
+    cfg = _Fields(body, "")
+    image = cfg.text("Image")
+    if not image:
+        raise InvalidParameter('invalid value for "Image": an image is required')
+    for key in ("AttachStdout", "AttachStderr", "StdinOnce"):
+        cfg.flag(key)
+    if cfg.flag("OpenStdin") or cfg.flag("AttachStdin"):
+        raise _unsupported("stdin (-i, OpenStdin/AttachStdin)")
+    warnings: list[str] = []
+    for key in ("StopSignal", "Healthcheck"):
+        if cfg.doc.get(key):
+            warnings.append(f"{key} is not supported by vmcontainer yet; ignored")
+    if cfg.doc.get("StopTimeout") is not None:
+        cfg.integer("StopTimeout")
+        warnings.append("StopTimeout is not supported by vmcontainer yet; ignored")
+    host = _host_config(cfg.sub("HostConfig"), warnings)
+    spec = ContainerSpec(
+        image=image,
+        cmd=cfg.strings("Cmd", one_string_ok=True),
+        entrypoint=cfg.strings("Entrypoint", one_string_ok=True),
+        env=cfg.strings("Env") or (),
+        working_dir=cfg.text("WorkingDir"),
+        user=cfg.text("User"),
+        hostname=cfg.text("Hostname"),
+        name=name,
+        labels=cfg.labels("Labels"),
+        tty=cfg.flag("Tty"),
+        **host,
+    )
+    return spec, warnings
+
+
+def create_response(container_id: str, warnings: list[str]) -> Mapping[str, object]:
+    return {"Id": container_id, "Warnings": warnings}

@@ -1,0 +1,195 @@
+"""Image routes over the local store: list, inspect, tag, delete, load, save, and
+``/images/create`` (import from a tarball; pulling from registries is a later issue).
+
+The store's methods block (skopeo, disk I/O), so they run in worker threads.
+Image names may contain slashes (``localhost:5000/a/b``): the routes match the
+name greedily up to the last path segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from vmcontainer.api import params
+from vmcontainer.api.backend import engine
+from vmcontainer.api.compat import Route, image_summary, request_version
+from vmcontainer.api.imagesave import save
+from vmcontainer.api.responses import dumps, json_response
+from vmcontainer.api.streams import start_stream
+from vmcontainer.errors import ImageNotFound, InvalidParameter, NotFound
+from vmcontainer.image.model import Image
+from vmcontainer.image.reference import normalize
+from vmcontainer.image.staging import staging_dir
+
+IMAGE_FILTERS = ("dangling", "label", "reference", "before", "since", "until")
+
+
+def _name(request: web.Request) -> str:
+    return request.match_info["name"]
+
+
+def _created(image: Image) -> int:
+    head = image.created.rstrip("Z").partition(".")[0]
+    try:
+        return int(datetime.fromisoformat(head + "+00:00").timestamp())
+    except ValueError:
+        return 0
+
+
+def _summary(image: Image) -> dict[str, Any]:
+    run = image.config.get("config")
+    labels = run.get("Labels") if isinstance(run, dict) else None
+    return {"Containers": -1, "Created": _created(image), "Id": image.id,
+            "Labels": labels or {}, "ParentId": "", "RepoDigests": list(image.repo_digests),
+            "RepoTags": list(image.repo_tags), "SharedSize": -1, "Size": image.size,
+            "VirtualSize": image.size}
+
+
+def _keep(image: Image, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key not in IMAGE_FILTERS:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        if key == "dangling" and values:
+            if values[0] not in ("true", "false", "1", "0"):
+                raise InvalidParameter(f"invalid filter 'dangling={values[0]}'")
+            if (values[0] in ("true", "1")) != (not image.repo_tags):
+                return False
+        elif key == "reference" and values:
+            names = [t for tag in image.repo_tags for t in (tag, tag.rpartition(":")[0])]
+            if not any(fnmatch.fnmatchcase(n, v) for v in values for n in names):
+                return False
+        elif key == "label" and values:
+            s = _summary(image)["Labels"]
+            for v in values:
+                k, eq, want = v.partition("=")
+                if k not in s or (eq and s[k] != want):
+                    return False
+    return True
+
+
+async def list_(request: web.Request) -> web.Response:
+    filters = params.filters(request)
+    images = await asyncio.to_thread(engine(request).ctx.images.list)
+    chosen = sorted((i for i in images if _keep(i, filters)), key=_created, reverse=True)
+    version = request_version(request)
+    return json_response([image_summary(_summary(i), version) for i in chosen])
+
+
+async def inspect(request: web.Request) -> web.Response:
+    doc = await asyncio.to_thread(engine(request).ctx.images.inspect, _name(request))
+    return json_response(doc)
+
+
+async def tag(request: web.Request) -> web.Response:
+    repo, tag_ = params.text(request, "repo"), params.text(request, "tag")
+    if not repo:
+        raise InvalidParameter("invalid reference format: repository name must have at "
+                               "least one component")
+    target = f"{repo}:{tag_}" if tag_ else repo
+    await asyncio.to_thread(engine(request).ctx.images.tag, _name(request), target)
+    return web.Response(status=201)
+
+
+async def remove(request: web.Request) -> web.Response:
+    eng = engine(request)
+    containers = eng.list(all=True)
+
+    def users(image_id: str) -> dict[str, bool]:
+        return {c["Id"]: c["State"] == "running" for c in containers
+                if c.get("ImageID") == image_id}
+
+    records = await asyncio.to_thread(eng.ctx.images.remove, _name(request),
+                                      params.flag(request, "force"), users)
+    return json_response(records)
+
+
+async def _receive(request: web.Request, path: Path) -> None:
+    """The request body (chunked or not) into ``path``."""
+    with open(path, "wb") as fh:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            await asyncio.to_thread(fh.write, chunk)
+
+
+async def _stream_lines(request: web.Request, docs: list[dict[str, str]]) -> web.StreamResponse:
+    resp = await start_stream(request, "application/json")
+    for doc in docs:
+        await resp.write(dumps(doc))
+    await resp.write_eof()
+    return resp
+
+
+async def load(request: web.Request) -> web.StreamResponse:
+    """``docker load``: Docker's JSON stream, ``{"stream": "Loaded image: ...\\n"}``."""
+    store = engine(request).ctx.images
+    with staging_dir(store.tmp_dir, "api-load-") as staging:
+        archive = staging / "archive"
+        await _receive(request, archive)
+        if archive.stat().st_size == 0:
+            raise InvalidParameter("requested load from stdin, but stdin is empty")
+        lines = await asyncio.to_thread(store.load, archive)
+    return await _stream_lines(request, [{"stream": line + "\n"} for line in lines])
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    """``docker pull`` (not yet: a missing image is Docker's 404 "No such image",
+    which docker-py maps to ImageNotFound) and ``docker import`` (``fromSrc=-``)."""
+    source = params.text(request, "fromSrc")
+    if source:
+        return await _import(request, source)
+    ref_text = params.text(request, "fromImage")
+    if not ref_text:
+        raise InvalidParameter("fromImage or fromSrc is required")
+    tag_ = params.text(request, "tag")
+    if tag_ and ":" not in ref_text.rpartition("/")[2] and "@" not in ref_text:
+        ref_text = f"{ref_text}@{tag_}" if tag_.startswith("sha256:") else f"{ref_text}:{tag_}"
+    ref = normalize(ref_text)
+    store = engine(request).ctx.images
+    try:
+        await asyncio.to_thread(store.resolve, str(ref))
+    except NotFound:
+        raise ImageNotFound(ref.familiar) from None
+    return await _stream_lines(request, [{"status": f"Status: Using the local image "
+                                          f"{ref.familiar} (vmcontainer does not pull from "
+                                          "registries yet)"}])
+
+
+async def _import(request: web.Request, source: str) -> web.StreamResponse:
+    if source != "-":
+        raise InvalidParameter("importing from a URL is not supported by vmcontainer yet")
+    if request.query.getall("changes", []):
+        raise InvalidParameter("import --change is not supported by vmcontainer yet")
+    repo, tag_ = params.text(request, "repo"), params.text(request, "tag")
+    reference = (f"{repo}:{tag_}" if tag_ else repo) or None
+    store = engine(request).ctx.images
+    with staging_dir(store.tmp_dir, "api-import-") as staging:
+        tarball = staging / "rootfs.tar"
+        await _receive(request, tarball)
+        image_id = await asyncio.to_thread(store.import_rootfs, tarball, reference, None,
+                                           params.text(request, "message"))
+    return await _stream_lines(request, [{"status": image_id}])
+
+
+async def get(request: web.Request) -> web.StreamResponse:
+    """``docker save``: ``/images/{name}/get`` or ``/images/get?names=a&names=b``."""
+    names = [_name(request)] if "name" in request.match_info else \
+        request.query.getall("names", [])
+    return await save(request, engine(request).ctx.images, names)
+
+
+def routes() -> list[Route]:
+    return [
+        ("GET", "/images/json", list_),
+        ("POST", "/images/load", load),
+        ("POST", "/images/create", create),
+        ("GET", "/images/get", get),
+        ("GET", "/images/{name:.+}/json", inspect),
+        ("GET", "/images/{name:.+}/get", get),
+        ("POST", "/images/{name:.+}/tag", tag),
+        ("DELETE", "/images/{name:.+}", remove),
+    ]

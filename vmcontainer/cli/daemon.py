@@ -1,0 +1,122 @@
+"""``vmcontainer daemon``: serve the Docker Engine API until SIGTERM or SIGINT.
+
+Builds one EngineContext and one Engine; the accelerator is chosen as for ``run``,
+but VMs are not tied to this process (``tie_to_parent=False``): they outlive the
+daemon, and the next daemon adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vmcontainer.api.daemonconfig import DaemonConfig, default_config_file, merge
+from vmcontainer.cli.common import BuildProgress
+from vmcontainer.config import Settings
+from vmcontainer.engine.context import EngineContext
+from vmcontainer.errors import VmcError
+from vmcontainer.vm.accel import choose_accelerator
+from vmcontainer.vm.qemu import QemuBackend
+
+log = logging.getLogger("vmcontainer.daemon")
+
+
+def _setup_logging(debug: bool) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL + 1)
+        logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+def _settings(data_root: Path | None) -> Settings:
+    env = Settings.from_env()
+    if data_root is None:
+        return env
+    boot = os.environ.get("VMCONTAINER_BOOT_DIR")
+    return Settings(root=data_root, boot_dir=Path(boot) if boot else data_root / "boot")
+
+
+async def _backend(ctx: EngineContext) -> None:
+    assets = await asyncio.to_thread(ctx.boot_assets)
+    progress = ctx._progress
+    if isinstance(progress, BuildProgress):
+        progress.close()
+    choice = await choose_accelerator(assets, ctx.settings.boot_dir)
+    if choice.accel == "tcg":
+        log.warning("KVM is not usable (%s); VMs run under TCG software emulation, slowly",
+                    choice.reason)
+    ctx.backend = QemuBackend(choice.accel, tie_to_parent=False)
+
+
+async def _main(config: DaemonConfig) -> None:
+    from vmcontainer.api.server import serve  # aiohttp: imported only by the daemon
+    from vmcontainer.engine.engine import Engine
+
+    ctx = EngineContext(_settings(config.data_root), progress=BuildProgress())
+    await _backend(ctx)
+    engine = Engine(ctx)
+    adopted = await engine.adopt()
+    if adopted:
+        log.info("adopted %d running containers", len(adopted))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("vmcontainer daemon: data root %s, accelerator %s", ctx.settings.root,
+             ctx.backend.accelerator)
+    try:
+        await serve(engine, config.hosts, stop, tls=config.tls, debug=config.debug,
+                    group=config.group)
+    finally:
+        await engine.close()
+        log.info("daemon stopped; running containers keep running")
+
+
+@click.command()
+@click.option("-H", "--host", "hosts", multiple=True,
+              help="Where to listen: unix:///path or tcp://host:port (TLS only)")
+@click.option("--config-file", type=click.Path(path_type=Path), default=None,
+              help="daemon.json to read (default /etc/vmcontainer/daemon.json as root)")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Root of persistent state (default /var/lib/vmcontainer as root)")
+@click.option("-D", "--debug", is_flag=True, default=None, help="Enable debug output")
+@click.option("-G", "--group", default=None, help="Group of the unix socket")
+@click.option("--tlsverify", is_flag=True, default=None,
+              help="Require TLS client certificates (needed for tcp://)")
+@click.option("--tlscacert", default=None, help="CA that signs client certificates")
+@click.option("--tlscert", default=None, help="Server certificate")
+@click.option("--tlskey", default=None, help="Server key")
+def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | None,
+           debug: bool | None, group: str | None, tlsverify: bool | None,
+           tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+    """Serve the Docker Engine API (docker, docker-py) on a unix socket."""
+    flags: dict[str, Any] = {k: v for k, v in {
+        "hosts": list(hosts) or None, "debug": debug, "data-root": str(data_root)
+        if data_root else None, "group": group, "tlsverify": tlsverify,
+        "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey}.items()
+        if v is not None}
+    try:
+        config = merge(flags, config_file or default_config_file(), config_file is not None)
+    except VmcError as err:
+        click.echo(f"vmcontainer daemon: {err}", err=True)
+        sys.exit(1)
+    _setup_logging(config.debug)
+    try:
+        asyncio.run(_main(config))
+    except VmcError as err:
+        log.error("%s", err)
+        sys.exit(1)
