@@ -60,3 +60,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, busybox_archive: Path,
 def name() -> str:
     """A container name no other test uses."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _boot_assets_before_any_daemon(boot_assets: object) -> None:
+    """Every daemon these tests start boots VMs: build the guest kernel first (the
+    first build on a machine takes minutes), outside any daemon's start timeout."""
