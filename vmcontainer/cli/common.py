@@ -99,3 +99,18 @@ def setup_logging(debug: bool) -> None:
         # qemu.qmp logs every failed connection attempt at ERROR; the backend
         # handles those, so its messages are for debugging only.
         logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL + 1)
+
+
+def daemon_host() -> str | None:
+    """The ``-H`` / VMCONTAINER_HOST the command was given, if any."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj.get("host") if isinstance(obj, dict) else None
+
+
+def local_only(command: str) -> None:
+    """Refuse a command that has no client mode yet when ``-H`` is given."""
+    if daemon_host():
+        click.echo(f"vmcontainer {command}: not available with -H yet; use the docker CLI "
+                   "with DOCKER_HOST", err=True)
+        sys.exit(125)

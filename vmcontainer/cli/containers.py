@@ -8,7 +8,7 @@ import time
 
 import click
 
-from vmcontainer.cli.common import fail, handles_errors, make_context
+from vmcontainer.cli.common import daemon_host, fail, handles_errors, make_context
 from vmcontainer.cli.format import human_duration, ps_command, ps_status, since, table
 from vmcontainer.engine.logs import read_log
 from vmcontainer.engine.remove import remove_container
@@ -22,6 +22,22 @@ from vmcontainer.errors import VmcError
 @handles_errors
 def ps(show_all: bool, quiet: bool, no_trunc: bool) -> None:
     """List containers."""
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
+        for s in remote.ps(host, show_all):
+            cid = s["Id"] if no_trunc else s["Id"][:12]
+            if quiet:
+                click.echo(cid)
+                continue
+            cmd = s["Command"] if no_trunc or len(s["Command"]) <= 20 else s["Command"][:19] + "…"
+            rows.append([cid, s["Image"], f'"{cmd}"',
+                         f"{human_duration(time.time() - s['Created'])} ago", s["Status"], "",
+                         s["Names"][0].lstrip("/")])
+        if not quiet:
+            click.echo(table(rows))
+        return
     ctx = make_context()
     items = [c for c in ctx.store.all() if show_all or c.state.running]
     if quiet:
@@ -44,6 +60,11 @@ def ps(show_all: bool, quiet: bool, no_trunc: bool) -> None:
 @handles_errors
 def logs(follow: bool, timestamps: bool, tail: str, container: str) -> None:
     """Fetch the logs of a container (stdout to stdout, stderr to stderr)."""
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        remote.logs(host, container, follow, timestamps, tail)
+        return
     ctx = make_context()
     c = ctx.store.find(container)
     path = ctx.store.dir(c.id) / f"{c.id}-json.log"
@@ -78,6 +99,10 @@ def logs(follow: bool, timestamps: bool, tail: str, container: str) -> None:
 @click.argument("names", nargs=-1, required=True)
 def inspect(names: tuple[str, ...]) -> None:
     """Return low-level information on containers (Docker's inspect JSON)."""
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        sys.exit(remote.inspect(host, names))
     ctx = make_context()
     out, failed = [], False
     for name in names:
@@ -101,6 +126,10 @@ def inspect(names: tuple[str, ...]) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rm(force: bool, volumes: bool, names: tuple[str, ...]) -> None:
     """Remove one or more containers."""
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        sys.exit(remote.rm(host, names, force))
     ctx = make_context()
     code = 0
     for name in names:

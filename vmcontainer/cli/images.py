@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vmcontainer.cli.common import fail, handles_errors, make_context
+from vmcontainer.cli.common import daemon_host, fail, handles_errors, local_only, make_context
 from vmcontainer.cli.format import human_duration, since, table
 from vmcontainer.errors import VmcError
 
@@ -27,6 +27,7 @@ def _size(n: int) -> str:
 @handles_errors
 def images(quiet: bool) -> None:
     """List images."""
+    local_only("images")
     ctx = make_context()
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
     for img in sorted(ctx.images.list(), key=lambda i: i.created, reverse=True):
@@ -50,6 +51,11 @@ def images(quiet: bool) -> None:
 @handles_errors
 def load(archive: Path | None, quiet: bool) -> None:
     """Load an image from a tar archive or STDIN."""
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        remote.load(host, archive)
+        return
     ctx = make_context()
     if archive is None and sys.stdin.isatty():
         fail("requested load from stdin, but stdin is empty")
@@ -64,6 +70,7 @@ def load(archive: Path | None, quiet: bool) -> None:
 @handles_errors
 def import_(tarball: Path, reference: str | None) -> None:
     """Import a root filesystem tarball as a one-layer image ('-' reads stdin)."""
+    local_only("import")
     ctx = make_context()
     source = sys.stdin.buffer if str(tarball) == "-" else tarball
     click.echo(ctx.images.import_rootfs(source, reference))
@@ -74,6 +81,7 @@ def import_(tarball: Path, reference: str | None) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rmi(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
+    local_only("rmi")
     ctx = make_context()
     containers = ctx.store.all()
 

@@ -17,9 +17,14 @@ from vmcontainer.cli.run import run
 @click.group(context_settings={"help_option_names": ["--help"]})
 @click.version_option(__version__, "-v", "--version", prog_name="vmcontainer")
 @click.option("-D", "--debug", is_flag=True, help="Enable debug output")
-def cli(debug: bool) -> None:
+@click.option("-H", "--host", default=None, envvar="VMCONTAINER_HOST",
+              help="Daemon to talk to (unix:///path or ssh://user@host); "
+                   "without it, commands work on the local data root")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, host: str | None) -> None:
     """Run Docker containers, each as its own QEMU virtual machine."""
     setup_logging(debug)
+    ctx.obj = {"host": host}
 
 
 for command in (run, ps, logs, inspect, rm, images, load, import_, rmi):

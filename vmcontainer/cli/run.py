@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from vmcontainer.cli.common import make_context, with_backend
+from vmcontainer.cli.common import daemon_host, make_context, with_backend
 from vmcontainer.cli.options import env_item, nano_cpus, parse_env_file, ram_in_bytes
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
@@ -122,6 +122,10 @@ def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path
         )
     except VmcError as err:
         _die(str(err), 125)
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        sys.exit(remote.run(host, spec, detach))
     if detach:
         from vmcontainer.cli.detach import run_detached
         try:
