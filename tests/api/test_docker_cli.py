@@ -140,3 +140,19 @@ def test_version_and_info(daemon: Daemon) -> None:
     assert v.stdout.strip() == "1.47 linux", v.stderr
     i = docker(daemon, "info", "--format", "{{.DefaultRuntime}} {{.Driver}} {{.OSType}}")
     assert i.stdout.strip() == "vmcontainer qcow2 linux", i.stderr
+
+
+def test_stop_signal_and_timeout(daemon: Daemon, name: str) -> None:
+    """--stop-signal reaches the process's handler; --stop-timeout bounds the wait."""
+    r = docker(daemon, "run", "-d", "--name", name, "--stop-signal", "USR1",
+               "--stop-timeout", "1", "busybox", "sh", "-c",
+               "trap 'exit 5' USR1; echo ready; while true; do sleep 0.1; done")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 60
+    while docker(daemon, "logs", name).stdout != "ready\n":  # the trap is set
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert docker(daemon, "stop", name).returncode == 0
+    state = json.loads(docker(daemon, "inspect", name).stdout)[0]["State"]
+    assert state["ExitCode"] == 5, state
+    docker(daemon, "rm", name)

@@ -153,12 +153,10 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
     if cfg.flag("OpenStdin") or cfg.flag("AttachStdin"):
         raise _unsupported("stdin (-i, OpenStdin/AttachStdin)")
     warnings: list[str] = []
-    for key in ("StopSignal", "Healthcheck"):
-        if cfg.doc.get(key):
-            warnings.append(f"{key} is not supported by vmcontainer yet; ignored")
-    if cfg.doc.get("StopTimeout") is not None:
-        cfg.integer("StopTimeout")
-        warnings.append("StopTimeout is not supported by vmcontainer yet; ignored")
+    if cfg.doc.get("Healthcheck"):
+        warnings.append("Healthcheck is not supported by vmcontainer yet; ignored")
+    stop_timeout = (cfg.integer("StopTimeout") if cfg.doc.get("StopTimeout") is not None
+                    else None)
     host = _host_config(cfg.sub("HostConfig"), warnings)
     spec = ContainerSpec(
         image=image,
@@ -171,6 +169,8 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
         name=name,
         labels=cfg.labels("Labels"),
         tty=cfg.flag("Tty"),
+        stop_signal=cfg.text("StopSignal"),
+        stop_timeout=stop_timeout,
         **host,
     )
     return spec, warnings
