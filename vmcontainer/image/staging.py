@@ -47,34 +47,36 @@ def staging_dir(parent: Path, prefix: str) -> Iterator[Path]:
             os.close(fd)
 
 
+def _is_leftover(entry: Path) -> bool:
+    """Whether ``entry`` (a staging directory) belongs to no live process. Raises
+    FileNotFoundError when it vanished meanwhile (its owner renamed or removed it)."""
+    if entry.name.startswith(NEW_PREFIX):  # being born: only an old one is a leftover
+        return time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S
+    try:
+        fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # in use
+    finally:
+        os.close(fd)
+    return True
+
+
 def sweep(parent: Path) -> list[Path]:
     """Remove the staging directories under ``parent`` that no live process holds;
-    return them."""
+    return them. Safe against other processes creating and removing theirs."""
     removed = []
     for entry in parent.iterdir():
-        if entry.is_symlink() or not entry.is_dir():
-            continue
-        if entry.name.startswith(NEW_PREFIX):  # being born: only an old one is a leftover
-            if time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
-            continue
         try:
-            fd = os.open(entry / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+            if entry.is_symlink() or not entry.is_dir() or not _is_leftover(entry):
+                continue
         except FileNotFoundError:
-            if time.time() - entry.stat().st_mtime > UNLOCKED_GRACE_S:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
             continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # in use
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-        finally:
-            os.close(fd)
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
     if removed:
         log.info("removed %d leftover staging directories", len(removed),
                  extra={"op": "sweep", "status": "ok"})
