@@ -47,3 +47,11 @@ def test_signals_reach_the_container(daemon: Daemon) -> None:
     p.send_signal(signal.SIGTERM)
     out, err = p.communicate(timeout=60)
     assert (p.returncode, out) == (4, b"got TERM\n"), err
+
+
+def test_images_and_rmi_through_the_daemon(daemon: Daemon) -> None:
+    listing = vmc(daemon, "images").stdout.decode().splitlines()
+    assert listing[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert any(line.split()[:2] == ["busybox", "latest"] for line in listing[1:])
+    r = vmc(daemon, "rmi", "nosuchimage:v9")
+    assert r.returncode == 1 and b"No such image: nosuchimage:v9" in r.stderr

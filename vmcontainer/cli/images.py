@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -27,19 +28,24 @@ def _size(n: int) -> str:
 @handles_errors
 def images(quiet: bool) -> None:
     """List images."""
-    local_only("images")
-    ctx = make_context()
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        listing = [(i["Id"], i.get("RepoTags") or [], time.time() - i["Created"], i["Size"])
+                   for i in remote.images(host)]
+    else:
+        listing = [(i.id, list(i.repo_tags), since(i.created) if i.created else -1.0, i.size)
+                   for i in make_context().images.list()]
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
-    for img in sorted(ctx.images.list(), key=lambda i: i.created, reverse=True):
-        short = img.id.removeprefix("sha256:")[:12]
+    for image_id, repo_tags, age, size in sorted(listing, key=lambda i: i[2]):
+        short = image_id.removeprefix("sha256:")[:12]
         if quiet:
             click.echo(short)
             continue
-        tags = img.repo_tags or ["<none>:<none>"]
-        for tag in tags:
+        for tag in repo_tags or ["<none>:<none>"]:
             repo, _, t = tag.rpartition(":")
-            created = f"{human_duration(since(img.created))} ago" if img.created else "N/A"
-            rows.append([repo, t, short, created, _size(img.size)])
+            created = f"{human_duration(age)} ago" if age >= 0 else "N/A"
+            rows.append([repo, t, short, created, _size(size)])
     if not quiet:
         click.echo(table(rows))
 
@@ -81,7 +87,10 @@ def import_(tarball: Path, reference: str | None) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rmi(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
-    local_only("rmi")
+    host = daemon_host()
+    if host:
+        from vmcontainer.cli import remote
+        sys.exit(remote.rmi(host, names, force))
     ctx = make_context()
     containers = ctx.store.all()
 

@@ -196,3 +196,22 @@ def load(host: str, archive: Path | None) -> None:
         text = line.get("stream") or line.get("status") or ""
         if text:
             click.echo(text.rstrip("\n"))
+
+
+def images(host: str) -> list[dict[str, Any]]:
+    return list(client(host).images())
+
+
+def rmi(host: str, names: tuple[str, ...], force: bool) -> int:
+    import docker.errors
+
+    api, code = client(host), 0
+    for name in names:
+        try:
+            for item in api.remove_image(name, force=force):
+                for k, v in item.items():
+                    click.echo(f"{k}: {v}")
+        except docker.errors.APIError as err:
+            click.echo(f"Error response from daemon: {_error_text(err)}", err=True)
+            code = 1
+    return code
