@@ -128,7 +128,7 @@ def test_restart_adopts_running_containers(tmp_path: Path, busybox_archive: Path
             assert numbers == list(range(len(numbers))) and len(numbers) >= 10, r.body
             assert d.request("POST", f"/containers/{cid}/stop?t=1", timeout=30).status == 204
             state = d.request("GET", f"/containers/{cid}/json").json()["State"]
-            assert state["Status"] == "exited"
+            assert (state["Status"], state["ExitCode"]) == ("exited", 137)  # killed after t
     finally:
         remove_all_containers(d)
         d.stop()

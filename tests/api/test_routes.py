@@ -262,3 +262,23 @@ def test_events_bounded(daemon: Daemon, name: str) -> None:
     bad = urllib.parse.quote(json.dumps({"colour": ["red"]}))
     assert daemon.request("GET", f"/events?since=1&until=2&filters={bad}").status == 400
     assert daemon.request("GET", "/events?since=never").status == 400
+
+
+def test_a_body_sent_in_pieces_is_read_whole(daemon: Daemon, name: str) -> None:
+    """A slow client's JSON arrives in several reads; the daemon waits for all of it."""
+    import socket
+    import time
+    body = json.dumps({"Image": "busybox", "Labels": {"big": "a" * 300_000}}).encode()
+    head = (f"POST /v1.41/containers/create?name={name} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.sock))
+        s.sendall(head + body[:10])
+        time.sleep(0.5)
+        s.sendall(body[10:])
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 201"), reply[:300]
+    daemon.request("DELETE", f"/containers/{name}")

@@ -152,6 +152,8 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
         cfg.flag(key)
     if cfg.flag("OpenStdin") or cfg.flag("AttachStdin"):
         raise _unsupported("stdin (-i, OpenStdin/AttachStdin)")
+    if cfg.flag("Tty"):
+        raise _unsupported("a TTY (-t, Tty)")
     warnings: list[str] = []
     if cfg.doc.get("Healthcheck"):
         warnings.append("Healthcheck is not supported by vmcontainer yet; ignored")

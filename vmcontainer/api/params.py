@@ -110,6 +110,20 @@ def filters(request: web.Request) -> dict[str, list[str]]:
     return out
 
 
+async def _read_all(request: web.Request, limit: int) -> bytes:
+    """The whole body (every piece until EOF, as slow clients send it), at most
+    ``limit`` bytes. ``StreamReader.read(n)`` alone returns what has arrived so far."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: web.Request, *, required: bool = True) -> Any:
     """The request's JSON document. Docker's rules: a body must be declared
     ``application/json`` (no Content-Type is accepted too); an empty body is an
@@ -122,7 +136,7 @@ async def json_body(request: web.Request, *, required: bool = True) -> Any:
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise InvalidParameter(f"request body too large ({request.content_length} bytes; "
                                f"at most {MAX_JSON_BODY})")
-    data = await request.content.read(MAX_JSON_BODY + 1)
+    data = await _read_all(request, MAX_JSON_BODY + 1)
     if len(data) > MAX_JSON_BODY:
         raise InvalidParameter(f"request body too large (at most {MAX_JSON_BODY} bytes)")
     if not data.strip():

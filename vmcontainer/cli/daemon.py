@@ -40,6 +40,10 @@ def _setup_logging(debug: bool) -> None:
     if not debug:
         logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL + 1)
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
+        # Malformed HTTP from a client (bad request line, lying Content-Length) is
+        # answered 400 by aiohttp, which also logs it with a traceback at ERROR:
+        # that is the client's fault, not the daemon's; shown with -D only.
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 
 def _settings(data_root: Path | None) -> Settings:

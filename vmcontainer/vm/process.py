@@ -22,6 +22,7 @@ class WatchedProcess:
     def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None) -> None:
         self.pid = pid
         self._popen = popen
+        self._signalled = 0
         self.returncode: int | None = None
         self._exited = asyncio.get_running_loop().create_future()
         try:
@@ -37,7 +38,10 @@ class WatchedProcess:
             asyncio.get_running_loop().remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
-        rc = self._popen.wait() if self._popen is not None else -1
+        if self._popen is not None:
+            rc = self._popen.wait()
+        else:  # not our child: its status is unknowable, except that we killed it
+            rc = -self._signalled if self._signalled else -1
         self.returncode = rc
         if not self._exited.done():
             self._exited.set_result(rc)
@@ -58,6 +62,7 @@ class WatchedProcess:
         if self._pidfd >= 0:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signum)
+                self._signalled = signum
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
