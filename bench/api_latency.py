@@ -13,6 +13,7 @@ The reference is the engine at ``--reference`` (e.g. the real Docker Engine that
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -52,35 +53,32 @@ def wait_for(sock: Path, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def vmcontainer_daemon(tmp: Path) -> Iterator[Path]:
+def service(argv: list[str], sock: Path, log: Path,
+            env: dict[str, str] | None = None) -> Iterator[Path]:
+    """Run an engine serving ``sock`` for the ``with`` block; its stderr to ``log``."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_for(sock, proc)
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def vmcontainer_daemon(tmp: Path) -> contextlib.AbstractContextManager[Path]:
     sock = tmp / "vmc.sock"
-    env = {**os.environ, "VMCONTAINER_ROOT": str(tmp / "vmc-root")}
-    proc = subprocess.Popen([sys.executable, "-m", "vmcontainer", "daemon", "-H",
-                             f"unix://{sock}"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "vmc.log", "wb"))  # noqa: SIM115
-    try:
-        wait_for(sock, proc)
-        yield sock
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    return service([sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{sock}"],
+                   sock, tmp / "vmc.log",
+                   env={**os.environ, "VMCONTAINER_ROOT": str(tmp / "vmc-root")})
 
 
-@contextmanager
-def podman_service(tmp: Path) -> Iterator[Path]:
-    sock = tmp / "podman.sock"
-    root = tmp / "podman"
-    proc = subprocess.Popen(
-        ["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"),
-         "--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend=file",
-         "system", "service", "--time=0", f"unix://{sock}"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp / "podman.log", "wb"))  # noqa: SIM115
-    try:
-        wait_for(sock, proc)
-        yield sock
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def podman_service(tmp: Path) -> contextlib.AbstractContextManager[Path]:
+    sock, root = tmp / "podman.sock", tmp / "podman"
+    return service(["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"),
+                    "--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend=file",
+                    "system", "service", "--time=0", f"unix://{sock}"],
+                   sock, tmp / "podman.log")
 
 
 def measure(sock: Path, archive: Path, n: int, count: int) -> dict[str, float]:

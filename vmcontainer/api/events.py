@@ -100,9 +100,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter(f"`since` time ({since:.0f}) cannot be after `until` time "
                                f"({until:.0f})")
     bus = engine(request).events
-    subscription = bus.subscribe()
-    first = asyncio.ensure_future(anext(subscription))
-    await asyncio.sleep(0)  # the subscription is registered once this task has run
+    subscription = bus.subscribe()  # registered now: nothing after history() is missed
     # Docker replays its buffer when either bound is given (all of it up to
     # ``until`` when only that is); with neither, the stream is live events only.
     history = bus.history(int((since or 0) * 1e9),
@@ -114,19 +112,11 @@ async def events(request: web.Request) -> web.StreamResponse:
         for event in history:
             if matches(event, filters):
                 await resp.write(dumps(event))
-
-        async def chained() -> AsyncIterator[Event]:
-            yield await first
-            async for e in subscription:
-                yield e
-
         if until is None or until > time.time():
-            async for event in _live(chained(), until):
+            async for event in _live(subscription, until):
                 if id(event) not in seen and matches(event, filters):
                     await resp.write(dumps(event))
     finally:
-        first.cancel()
-        await asyncio.wait([first])
         await aclose(subscription)
     await resp.write_eof()
     return resp
