@@ -7,15 +7,31 @@ APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
             libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
             ca-certificates
+# Only the tests need these (sshd for `-H ssh://`); installed without starting or
+# enabling the system's SSH service (policy-rc.d answers 101: "action forbidden").
+TEST_PKGS := openssh-server
 STAMP   := $(VENV)/.installed
 
-.PHONY: deps install demo test lint bench clean
+.PHONY: deps test-deps install demo test lint bench clean
 deps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install $$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test-deps:
+	@missing=$$(for p in $(TEST_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install $$missing (service not started)"; \
+	  policy=/usr/sbin/policy-rc.d; made=; \
+	  if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' >$$policy && chmod 755 $$policy && made=1; fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+	  if [ -n "$$made" ]; then rm -f $$policy; fi; \
+	  systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true; \
+	  exit $$rc; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -31,7 +47,7 @@ demo: install
 	  $(VENV)/bin/vmcontainer import $$tmp/busybox.tar busybox && rm -rf $$tmp
 	$(VENV)/bin/vmcontainer run --rm busybox sh -c 'echo "hello from $$(hostname), a VM running Linux $$(uname -r)"'
 
-test: install
+test: install test-deps
 	$(PY) -m pytest -ra tests
 
 lint: install

@@ -4,9 +4,12 @@ here), real guest kernel and agent, images built locally and loaded with
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +37,39 @@ class Result:
 
 
 class Vmc:
-    """Runs ``python -m vmcontainer ARGS`` with this session's data root."""
+    """Runs ``python -m vmcontainer ARGS`` with this session's data root and a daemon
+    socket inside it; the first command starts the daemon (as on a user's machine),
+    ``stop_daemon`` stops it."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root)}
+        self.sock = root / "vmcontainer.sock"
+        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root),
+                    "VMCONTAINER_HOST": f"unix://{self.sock}"}
+
+    def daemon_pid(self) -> int | None:
+        """The PID of the daemon holding this root's pid file, None if none runs."""
+        try:
+            fd = os.open(self.root / "vmcontainer.pid", os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return int(os.read(fd, 32).decode().strip() or 0) or None
+        finally:
+            os.close(fd)
+        return None
+
+    def stop_daemon(self, timeout: float = 60) -> None:
+        pid = self.daemon_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.daemon_pid() is not None:
+            assert time.monotonic() < deadline, f"daemon {pid} ignored SIGTERM"
+            time.sleep(0.05)
 
     def __call__(self, *args: str, input: bytes | None = None, timeout: float = 300,
                  check: bool = False) -> Result:
@@ -51,8 +82,12 @@ class Vmc:
 
 
 @pytest.fixture(scope="session")
-def vmc(tmp_path_factory: pytest.TempPathFactory, boot_assets: object) -> Vmc:
-    return Vmc(tmp_path_factory.mktemp("vmc-root"))
+def vmc(tmp_path_factory: pytest.TempPathFactory, boot_assets: object) -> Iterator[Vmc]:
+    v = Vmc(tmp_path_factory.mktemp("vmc-root"))
+    yield v
+    for line in v("ps", "-aq").out.split():
+        v("rm", "-f", line)
+    v.stop_daemon()
 
 
 def all_applets() -> list[str]:

@@ -8,6 +8,7 @@ daemon, and the next daemon adopts them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
@@ -18,10 +19,10 @@ from typing import Any
 import click
 
 from vmcontainer.api.daemonconfig import DaemonConfig, default_config_file, merge
-from vmcontainer.cli.common import BuildProgress
+from vmcontainer.cli.progress import BuildProgress
 from vmcontainer.config import Settings
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.errors import VmcError
+from vmcontainer.errors import Conflict, VmcError
 from vmcontainer.vm.accel import choose_accelerator
 from vmcontainer.vm.qemu import QemuBackend
 
@@ -66,11 +67,34 @@ async def _backend(ctx: EngineContext) -> None:
     ctx.backend = QemuBackend(choice.accel, tie_to_parent=False)
 
 
-async def _main(config: DaemonConfig) -> None:
+def hold_pidfile(path: Path) -> int:
+    """Write this process's PID to ``path`` and hold an exclusive lock on it for the
+    daemon's life (as dockerd's ``--pidfile``): a second daemon on the same data
+    root would corrupt its state, so it is refused. Returns the open fd.
+
+    Raises Conflict naming the PID that holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise Conflict(f"pid file found, ensure vmcontainer is not running or delete "
+                       f"{path} (held by process {holder or '?'})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     from vmcontainer.api.server import serve  # aiohttp: imported only by the daemon
     from vmcontainer.engine.engine import Engine
 
-    ctx = EngineContext(_settings(config.data_root), progress=BuildProgress())
+    settings = _settings(config.data_root)
+    pid_path = pidfile or settings.root / "vmcontainer.pid"
+    pid_fd = hold_pidfile(pid_path)
+    ctx = EngineContext(settings, progress=BuildProgress())
     await _backend(ctx)
     engine = Engine(ctx)
     adopted = await engine.adopt()
@@ -88,6 +112,8 @@ async def _main(config: DaemonConfig) -> None:
     finally:
         await engine.close()
         log.info("daemon stopped; running containers keep running")
+        pid_path.unlink(missing_ok=True)
+        os.close(pid_fd)
 
 
 @click.command()
@@ -98,6 +124,8 @@ async def _main(config: DaemonConfig) -> None:
 @click.option("--data-root", type=click.Path(path_type=Path), default=None,
               help="Root of persistent state (default /var/lib/vmcontainer as root)")
 @click.option("-D", "--debug", is_flag=True, default=None, help="Enable debug output")
+@click.option("-p", "--pidfile", type=click.Path(path_type=Path), default=None,
+              help="Path to use for the daemon PID file (default <data-root>/vmcontainer.pid)")
 @click.option("-G", "--group", default=None, help="Group of the unix socket")
 @click.option("--tlsverify", is_flag=True, default=None,
               help="Require TLS client certificates (needed for tcp://)")
@@ -105,7 +133,7 @@ async def _main(config: DaemonConfig) -> None:
 @click.option("--tlscert", default=None, help="Server certificate")
 @click.option("--tlskey", default=None, help="Server key")
 def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | None,
-           debug: bool | None, group: str | None, tlsverify: bool | None,
+           debug: bool | None, pidfile: Path | None, group: str | None, tlsverify: bool | None,
            tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
     """Serve the Docker Engine API (docker, docker-py) on a unix socket."""
     flags: dict[str, Any] = {k: v for k, v in {
@@ -120,7 +148,7 @@ def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | N
         sys.exit(1)
     _setup_logging(config.debug)
     try:
-        asyncio.run(_main(config))
+        asyncio.run(_main(config, pidfile))
     except VmcError as err:
         log.error("%s", err)
         sys.exit(1)

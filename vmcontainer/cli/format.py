@@ -1,19 +1,11 @@
-"""Docker CLI's human formats: durations ("5 seconds ago"), ps status and command
-columns (docker/cli cli/command/formatter, go-units HumanDuration)."""
+"""Docker CLI's human formats: durations ("5 seconds ago") and tables
+(docker/cli cli/command/formatter, go-units HumanDuration)."""
 
 from __future__ import annotations
 
-from vmcontainer.engine.container import Container
-from vmcontainer.engine.humanize import human_duration, parse_time, ps_status, since
+from vmcontainer.engine.humanize import human_duration
 
-__all__ = ["human_duration", "parse_time", "ps_command", "ps_status", "since", "table"]
-
-
-def ps_command(c: Container, trunc: bool = True) -> str:
-    cmd = " ".join([c.path, *c.args])
-    if trunc and len(cmd) > 20:
-        cmd = cmd[:19] + "…"
-    return f'"{cmd}"'
+__all__ = ["human_duration", "table"]
 
 
 def table(rows: list[list[str]]) -> str:

@@ -1,16 +1,17 @@
-"""``vmcontainer images | load | import | rmi``."""
+"""``vmcontainer images | load | import | rmi`` through the daemon."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
-from vmcontainer.cli.common import daemon_host, fail, handles_errors, local_only, make_context
-from vmcontainer.cli.format import human_duration, since, table
-from vmcontainer.errors import VmcError
+from vmcontainer.cli import client
+from vmcontainer.cli.format import human_duration, table
 
 
 def _size(n: int) -> str:
@@ -25,17 +26,10 @@ def _size(n: int) -> str:
 
 @click.command()
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
-@handles_errors
 def images(quiet: bool) -> None:
-    """List images."""
-    host = daemon_host()
-    if host:
-        from vmcontainer.cli import remote
-        listing = [(i["Id"], i.get("RepoTags") or [], time.time() - i["Created"], i["Size"])
-                   for i in remote.images(host)]
-    else:
-        listing = [(i.id, list(i.repo_tags), since(i.created) if i.created else -1.0, i.size)
-                   for i in make_context().images.list()]
+    """List images, newest first."""
+    listing = [(i["Id"], i.get("RepoTags") or [], time.time() - i["Created"], i["Size"])
+               for i in client.api().images()]
     rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
     for image_id, repo_tags, age, size in sorted(listing, key=lambda i: i[2]):
         short = image_id.removeprefix("sha256:")[:12]
@@ -44,42 +38,71 @@ def images(quiet: bool) -> None:
             continue
         for tag in repo_tags or ["<none>:<none>"]:
             repo, _, t = tag.rpartition(":")
-            created = f"{human_duration(age)} ago" if age >= 0 else "N/A"
-            rows.append([repo, t, short, created, _size(size)])
+            rows.append([repo, t, short, f"{human_duration(age)} ago", _size(size)])
     if not quiet:
         click.echo(table(rows))
+
+
+def _source(path: Path | None, what: str) -> BinaryIO:
+    """The archive from ``path`` or stdin ('-' or None), as a file that docker-py
+    streams (a file's length as Content-Length, a pipe chunked)."""
+    if path is None or str(path) == "-":
+        if sys.stdin.isatty():
+            click.echo(f"Error response from daemon: requested {what} from stdin, but "
+                       "stdin is empty", err=True)
+            sys.exit(1)
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        click.echo(f"Error: open {path}: {(err.strerror or str(err)).lower()}", err=True)
+        sys.exit(1)
 
 
 @click.command()
 @click.option("-i", "--input", "archive", default=None, type=click.Path(path_type=Path),
               help="Read from tar archive file, instead of STDIN (docker save or OCI archive)")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
-@handles_errors
 def load(archive: Path | None, quiet: bool) -> None:
     """Load an image from a tar archive or STDIN."""
-    host = daemon_host()
-    if host:
-        from vmcontainer.cli import remote
-        remote.load(host, archive)
-        return
-    ctx = make_context()
-    if archive is None and sys.stdin.isatty():
-        fail("requested load from stdin, but stdin is empty")
-    for line in ctx.images.load(archive if archive is not None else sys.stdin.buffer):
-        if not quiet:
-            click.echo(line)
+    import docker.errors
+
+    data = _source(archive, "load")
+    try:
+        for line in client.api().load_image(data, quiet=quiet):
+            if "error" in line:
+                click.echo(line["error"], err=True)
+                sys.exit(1)
+            text = line.get("stream") or line.get("status") or ""
+            if text:
+                click.echo(text.rstrip("\n"))
+    except docker.errors.APIError as err:
+        client.fail(err)
 
 
 @click.command(name="import")
 @click.argument("tarball", type=click.Path(path_type=Path))
 @click.argument("reference", required=False)
-@handles_errors
 def import_(tarball: Path, reference: str | None) -> None:
     """Import a root filesystem tarball as a one-layer image ('-' reads stdin)."""
-    local_only("import")
-    ctx = make_context()
-    source = sys.stdin.buffer if str(tarball) == "-" else tarball
-    click.echo(ctx.images.import_rootfs(source, reference))
+    import docker.errors
+
+    data = _source(tarball, "import")
+    repo, tag = (None, None)
+    if reference:
+        name, _, last = reference.rpartition(":")
+        repo, tag = (name, last) if name and "/" not in last else (reference, None)
+    try:
+        out = client.api().import_image_from_data(data, repository=repo, tag=tag)
+    except docker.errors.APIError as err:
+        client.fail(err)
+    for line in out.splitlines() if isinstance(out, str) else [json.dumps(out)]:
+        doc = json.loads(line)
+        if "error" in doc:
+            click.echo(f"Error response from daemon: {doc['error']}", err=True)
+            sys.exit(1)
+        if doc.get("status"):
+            click.echo(doc["status"])
 
 
 @click.command()
@@ -87,23 +110,15 @@ def import_(tarball: Path, reference: str | None) -> None:
 @click.argument("names", nargs=-1, required=True)
 def rmi(force: bool, names: tuple[str, ...]) -> None:
     """Remove one or more images."""
-    host = daemon_host()
-    if host:
-        from vmcontainer.cli import remote
-        sys.exit(remote.rmi(host, names, force))
-    ctx = make_context()
-    containers = ctx.store.all()
+    import docker.errors
 
-    def users(image_id: str) -> dict[str, bool]:
-        return {c.id: c.state.running for c in containers if c.image_id == image_id}
-
-    code = 0
+    api, code = client.api(), 0
     for name in names:
         try:
-            for item in ctx.images.remove(name, force=force, users=users):
+            for item in api.remove_image(name, force=force):
                 for k, v in item.items():
                     click.echo(f"{k}: {v}")
-        except VmcError as err:
-            click.echo(f"Error response from daemon: {err}", err=True)
+        except docker.errors.APIError as err:
+            click.echo(f"Error response from daemon: {client.error_text(err)}", err=True)
             code = 1
     sys.exit(code)

@@ -12,14 +12,15 @@ from vmcontainer.cli.containers import inspect, logs, ps, rm
 from vmcontainer.cli.daemon import daemon
 from vmcontainer.cli.images import images, import_, load, rmi
 from vmcontainer.cli.run import run
+from vmcontainer.cli.system import system
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
 @click.version_option(__version__, "-v", "--version", prog_name="vmcontainer")
 @click.option("-D", "--debug", is_flag=True, help="Enable debug output")
 @click.option("-H", "--host", default=None, envvar="VMCONTAINER_HOST",
-              help="Daemon to talk to (unix:///path or ssh://user@host); "
-                   "without it, commands work on the local data root")
+              help="Daemon to talk to (unix:///path or ssh://[user@]host[:port]); default "
+                   "the local daemon's socket, which is started on first use")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, host: str | None) -> None:
     """Run Docker containers, each as its own QEMU virtual machine."""
@@ -30,6 +31,7 @@ def cli(ctx: click.Context, debug: bool, host: str | None) -> None:
 for command in (run, ps, logs, inspect, rm, images, load, import_, rmi):
     cli.add_command(command)
 cli.add_command(daemon)
+cli.add_command(system)
 
 
 def main() -> None:

@@ -1,35 +1,30 @@
-"""``vmcontainer run``: create + start + stream + wait (+ remove), Docker's exit codes:
-125 when the container cannot be created or booted, 126/127 when its command
-cannot be executed, otherwise the process's exit code."""
+"""``vmcontainer run``: create, attach, start, stream, wait (and remove) through the
+daemon, as ``docker run`` does. Exit codes as Docker's: 125 when the container
+cannot be created or booted, 126/127 when its command cannot be executed,
+otherwise the process's exit code.
+
+Signals to this command go to the container's process (Docker's ``--sig-proxy``,
+on by default). Killing this command leaves the container running, as killing
+``docker run`` does; ``vmcontainer rm -f`` removes it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
-from vmcontainer.cli.common import daemon_host, make_context, with_backend
+from vmcontainer.cli import client
 from vmcontainer.cli.options import env_item, nano_cpus, parse_env_file, ram_in_bytes
-from vmcontainer.engine.context import EngineContext
-from vmcontainer.engine.create import create_container
-from vmcontainer.engine.remove import remove_container
 from vmcontainer.engine.spec import ContainerSpec
-from vmcontainer.engine.start import Running, start_container
-from vmcontainer.errors import ImageNotFound, StartError, VmcError
-from vmcontainer.image.reference import normalize
+from vmcontainer.errors import VmcError
 
 PROXIED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                    signal.SIGUSR1, signal.SIGUSR2)
-
-
-def _sink(stream: str, data: bytes) -> None:
-    out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-    out.write(data)
-    out.flush()
 
 
 def _die(message: str, code: int) -> None:
@@ -38,54 +33,64 @@ def _die(message: str, code: int) -> None:
     sys.exit(code)
 
 
-async def _run(spec: ContainerSpec) -> int:
-    ctx = make_context()
+def _run(spec: ContainerSpec, detach: bool) -> int:
+    import docker.errors
+
+    api = client.api()
+    host_config = api.create_host_config(
+        auto_remove=spec.auto_remove,
+        mem_limit=spec.memory_bytes or None,
+        nano_cpus=spec.nano_cpus or None,
+    )
     try:
-        container = create_container(ctx.store, ctx.images, spec)
-    except ImageNotFound:
-        try:
-            shown = normalize(spec.image).familiar
-        except VmcError:
-            shown = spec.image
-        click.echo(f"Unable to find image '{shown}' locally", err=True)
-        raise
-    loop = asyncio.get_running_loop()
-    state: dict[str, Running] = {}
-    pending: list[int] = []
-    sends: set[asyncio.Task[None]] = set()
-
-    def on_signal(signum: int) -> None:
-        """Docker's --sig-proxy (on by default): the signal goes to the container's
-        process; before it runs, the start is abandoned."""
-        if "running" not in state:
-            pending.append(signum)
-            starting.cancel()
-            return
-        task = asyncio.ensure_future(state["running"].signal(signum))
-        sends.add(task)
-        task.add_done_callback(sends.discard)
-
+        created = api.create_container(
+            spec.image, command=list(spec.cmd) if spec.cmd is not None else None,
+            entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+            environment=list(spec.env), working_dir=spec.working_dir or None,
+            user=spec.user or None, hostname=spec.hostname or None,
+            name=spec.name or None, labels=spec.labels, host_config=host_config,
+            detach=detach)
+    except docker.errors.ImageNotFound as err:
+        click.echo(f"Unable to find image '{_familiar(spec.image)}' locally", err=True)
+        _die(f"Error response from daemon: {client.error_text(err)}", 125)
+    except docker.errors.APIError as err:
+        _die(f"Error response from daemon: {client.error_text(err)}", 125)
+    cid = created["Id"]
+    if detach:
+        _start(api, cid)
+        click.echo(cid)
+        return 0
+    output = api.attach(cid, stream=True, stdout=True, stderr=True, demux=True, logs=False)
+    condition = "removed" if spec.auto_remove else "next-exit"
+    result: dict[str, Any] = {}
+    waiter = threading.Thread(
+        target=lambda: result.update(api.wait(cid, condition=condition)), daemon=True)
+    waiter.start()
+    _start(api, cid)
     for signum in PROXIED_SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
-    starting = asyncio.ensure_future(_start(ctx, container.id))
+        signal.signal(signum, lambda n, _f: api.kill(cid, int(n)))
+    client.copy_out(output)
+    waiter.join()
+    return int(result.get("StatusCode", 125))
+
+
+def _start(api: Any, cid: str) -> None:
+    import docker.errors
+
     try:
-        state["running"] = await starting
-    except BaseException:
-        if spec.auto_remove:
-            with contextlib.suppress(VmcError):
-                remove_container(ctx, container.id, force=True)
-        if pending:
-            return 128 + pending[0]
-        raise
-    code = await state["running"].wait()
-    if spec.auto_remove:
-        remove_container(ctx, container.id, force=True)
-    return code
+        api.start(cid)
+    except docker.errors.APIError as err:
+        text = client.error_text(err)
+        _die(f"Error response from daemon: {text}", client.exit_code_for(text))
 
 
-async def _start(ctx: EngineContext, cid: str) -> Running:
-    await with_backend(ctx)
-    return await start_container(ctx, cid, _sink)
+def _familiar(image: str) -> str:
+    from vmcontainer.image.reference import normalize
+
+    try:
+        return normalize(image).familiar
+    except VmcError:
+        return image
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -122,26 +127,4 @@ def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path
         )
     except VmcError as err:
         _die(str(err), 125)
-    host = daemon_host()
-    if host:
-        from vmcontainer.cli import remote
-        sys.exit(remote.run(host, spec, detach))
-    if detach:
-        from vmcontainer.cli.detach import run_detached
-        try:
-            click.echo(run_detached(spec))
-        except StartError as err:
-            _die(f"Error response from daemon: {err}", err.exit_code)
-        except VmcError as err:
-            _die(f"Error response from daemon: {err}", 125)
-        return
-    try:
-        code = asyncio.run(_run(spec))
-    except StartError as err:
-        if err.exit_code == 125:  # setup failed (e.g. unknown user): the bare message
-            _die(f"Error response from daemon: {err}", 125)
-        _die(f"Error response from daemon: failed to create task for container: "
-             f"unable to start container process: {err}: unknown", err.exit_code)
-    except VmcError as err:
-        _die(f"Error response from daemon: {err}", 125)
-    sys.exit(code)
+    sys.exit(_run(spec, detach))
