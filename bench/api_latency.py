@@ -29,6 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
+from vmcontainer.config import Settings
+
+RLIMIT = 4096
+
 
 def docker(sock: Path, *args: str, check: bool = True) -> float:
     t = time.perf_counter()
@@ -70,15 +74,26 @@ def vmcontainer_daemon(tmp: Path) -> contextlib.AbstractContextManager[Path]:
     sock = tmp / "vmc.sock"
     return service([sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{sock}"],
                    sock, tmp / "vmc.log",
-                   env={**os.environ, "VMCONTAINER_ROOT": str(tmp / "vmc-root")})
+                   env={**os.environ, "VMCONTAINER_ROOT": str(tmp / "vmc-root"),
+                        # the machine's kernel cache, not a new build under tmp
+                        "VMCONTAINER_BOOT_DIR": str(Settings.from_env().boot_dir)})
 
 
 def podman_service(tmp: Path) -> contextlib.AbstractContextManager[Path]:
+    """podman's Docker-compatible service. Its containers get nofile and nproc
+    limits of 4096: podman's defaults (nofile 1048576, nproc from the host) are
+    above the hard limits of a sandbox without CAP_SYS_RESOURCE, where runc then
+    fails with "error setting rlimit type 7: operation not permitted" (even the
+    host's own hard limits are refused there; 4096 is accepted)."""
     sock, root = tmp / "podman.sock", tmp / "podman"
+    limits = [f"{name}={RLIMIT}:{RLIMIT}" for name in ("nofile", "nproc")]
+    conf = tmp / "containers.conf"
+    conf.write_text("[containers]\ndefault_ulimits = [" +
+                    ", ".join(f'"{lim}"' for lim in limits) + "]\n")
     return service(["podman", "--root", str(root / "storage"), "--runroot", str(root / "run"),
                     "--runtime", "runc", "--cgroup-manager=cgroupfs", "--events-backend=file",
                     "system", "service", "--time=0", f"unix://{sock}"],
-                   sock, tmp / "podman.log")
+                   sock, tmp / "podman.log", env={**os.environ, "CONTAINERS_CONF": str(conf)})
 
 
 def measure(sock: Path, archive: Path, n: int, count: int) -> dict[str, float]:
