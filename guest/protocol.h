@@ -1,4 +1,4 @@
-/* vmcontainer agent protocol, version 1: the constants of guest/PROTOCOL.md.
+/* vmcontainer agent protocol, version 2: the constants of guest/PROTOCOL.md.
  * tests/unit/test_protocol_doc.py checks them against the document and against
  * vmcontainer/guestlink/protocol.py; change all three together. */
 #ifndef VMC_PROTOCOL_H
@@ -6,10 +6,11 @@
 
 #include <stdint.h>
 
-#define VMC_PROTOCOL_VERSION 1
+#define VMC_PROTOCOL_VERSION 2
 #define VMC_AGENT_PORT_NAME "org.vmcontainer.agent.0"
 
-/* Frame header: type u8, flags u8, reserved u16, payload length u32 big-endian. */
+/* Frame header: type u8, flags u8, session u16, payload length u32, big-endian. */
+#define VMC_MAIN_SESSION 0
 #define VMC_HEADER_SIZE 8
 #define VMC_MAX_PAYLOAD 1048576u
 
@@ -21,9 +22,14 @@
 #define VMC_MSG_EXIT 0x05
 #define VMC_MSG_START_ERROR 0x06
 #define VMC_MSG_LOG 0x07
+#define VMC_MSG_PROCESSES 0x08
 
 /* Host to guest. */
 #define VMC_MSG_SIGNAL 0x81
+#define VMC_MSG_STDIN 0x82
+#define VMC_MSG_RESIZE 0x83
+#define VMC_MSG_EXEC 0x84
+#define VMC_MSG_TOP 0x85
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
 #define VMC_MAX_HOST_PAYLOAD 65536u

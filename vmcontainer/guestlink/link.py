@@ -57,9 +57,9 @@ class AgentLink:
             for frame in self._decoder.feed(data):
                 yield frame
 
-    async def send(self, msg_type: int, payload: bytes = b"") -> None:
+    async def send(self, msg_type: int, payload: bytes = b"", session: int = 0) -> None:
         """Send one host-to-guest frame and wait until it is handed to the socket."""
-        self._writer.write(encode(msg_type, payload))
+        self._writer.write(encode(msg_type, payload, session))
         await self._writer.drain()
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
-"""Frames of the agent protocol, version 1 — the same contract as guest/PROTOCOL.md.
+"""Frames of the agent protocol, version 2 — the same contract as guest/PROTOCOL.md.
 
-A frame is an 8-byte header (type u8, flags u8, reserved u16, payload length u32
-big-endian) and the payload. ``tests/unit/test_protocol_doc.py`` checks these
+A frame is an 8-byte header (type u8, flags u8, session u16, payload length u32,
+big-endian) and the payload. Session 0 is the container's main process; exec
+sessions and requests use 1–65535. ``tests/unit/test_protocol_doc.py`` checks these
 constants against the document and ``guest/protocol.h``.
 """
 
@@ -15,7 +16,9 @@ from typing import Any
 
 from vmcontainer.errors import System
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+MAIN_SESSION = 0
+MAX_SESSION = 0xFFFF
 PORT_NAME = "org.vmcontainer.agent.0"
 HEADER = struct.Struct(">BBHI")
 MAX_PAYLOAD = 1 << 20
@@ -32,7 +35,12 @@ class MsgType(enum.IntEnum):
     EXIT = 0x05
     START_ERROR = 0x06
     LOG = 0x07
+    PROCESSES = 0x08
     SIGNAL = 0x81
+    STDIN = 0x82
+    RESIZE = 0x83
+    EXEC = 0x84
+    TOP = 0x85
 
 
 class ProtocolError(System):
@@ -41,10 +49,12 @@ class ProtocolError(System):
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: ``type`` is a MsgType or an unknown int, ``payload`` bytes."""
+    """One decoded frame: ``type`` is a MsgType or an unknown int, ``payload`` bytes,
+    ``session`` the process it is about (0: the main process)."""
 
     type: int
     payload: bytes
+    session: int = MAIN_SESSION
 
     def json(self) -> dict[str, Any]:
         """The payload parsed as a JSON object; raises ProtocolError otherwise."""
@@ -57,11 +67,14 @@ class Frame:
         return value
 
 
-def encode(msg_type: int, payload: bytes = b"") -> bytes:
-    """Header + payload for one frame. Raises ValueError above MAX_PAYLOAD bytes."""
+def encode(msg_type: int, payload: bytes = b"", session: int = MAIN_SESSION) -> bytes:
+    """Header + payload for one frame. Raises ValueError above MAX_PAYLOAD bytes or
+    for a session outside 0–65535."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    return HEADER.pack(msg_type, 0, 0, len(payload)) + payload
+    if not 0 <= session <= MAX_SESSION:
+        raise ValueError(f"session {session} is outside 0-{MAX_SESSION}")
+    return HEADER.pack(msg_type, 0, session, len(payload)) + payload
 
 
 class FrameDecoder:
@@ -74,13 +87,13 @@ class FrameDecoder:
         self._buf += data
         frames: list[Frame] = []
         while len(self._buf) >= HEADER.size:
-            msg_type, _flags, _reserved, length = HEADER.unpack_from(self._buf)
+            msg_type, _flags, session, length = HEADER.unpack_from(self._buf)
             if length > MAX_PAYLOAD:
                 raise ProtocolError(f"agent frame of {length} bytes exceeds {MAX_PAYLOAD}")
             end = HEADER.size + length
             if len(self._buf) < end:
                 break
-            frames.append(Frame(msg_type, bytes(self._buf[HEADER.size:end])))
+            frames.append(Frame(msg_type, bytes(self._buf[HEADER.size:end]), session))
             del self._buf[:end]
         return frames
 
