@@ -130,8 +130,15 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
         assert r.status == 400 and what in r.message and "not supported" in r.message
-    r = daemon.post_json("/containers/create", {"Image": "busybox", "OpenStdin": True})
-    assert r.status == 400 and "stdin" in r.message and "not supported" in r.message
+    for body, message in (
+            ({"HostConfig": {"ConsoleSize": [24]}}, 'invalid value for "HostConfig.ConsoleSize"'),
+            ({"Healthcheck": {"Test": ["BOGUS"]}}, 'invalid value for "Healthcheck.Test"'),
+            ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5}},
+             "Interval in Healthcheck cannot be less than 1ms"),
+            ({"Healthcheck": {"Retries": -1}}, "Retries in Healthcheck cannot be negative"),
+            ({"OpenStdin": "yes"}, 'invalid value for "OpenStdin": expected a boolean')):
+        r = daemon.post_json("/containers/create", {"Image": "busybox", **body})
+        assert r.status == 400 and message in r.message, r.message
     r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {
         "RestartPolicy": {"Name": "bogus"}}})
     assert (r.status, r.message) == (400, "invalid restart policy 'bogus'")

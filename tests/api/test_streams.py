@@ -66,7 +66,7 @@ def test_attach_hijack_before_start(daemon: Daemon, name: str, upgrade: bool) ->
     daemon.request("DELETE", f"/containers/{cid}?force=1")
 
 
-def test_attach_logs_after_exit_and_tty(daemon: Daemon, name: str) -> None:
+def test_attach_logs_after_exit(daemon: Daemon, name: str) -> None:
     cid = created(daemon, name, ECHO_BOTH)
     daemon.request("POST", f"/containers/{cid}/start")
     assert daemon.request("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
@@ -75,11 +75,6 @@ def test_attach_logs_after_exit_and_tty(daemon: Daemon, name: str) -> None:
     raw = daemon.raw(attach_request(cid, True, "logs=1&stdout=1"))
     assert deframe(split_response(raw)[2]) == [(1, b"out\n")]
     daemon.request("DELETE", f"/containers/{cid}")
-    # No TTY in the guest yet: refused rather than silently run without one.
-    r = daemon.request("POST", f"/containers/create?name={name}t",
-                       json.dumps({"Image": "busybox", "Tty": True}).encode(),
-                       {"Content-Type": "application/json"})
-    assert r.status == 400 and "TTY" in r.json()["message"]
 
 
 def test_logs_framing_and_versions(daemon: Daemon, name: str) -> None:

@@ -12,7 +12,9 @@ from aiohttp import web
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.events import EventBus
+from vmcontainer.engine.execs import ExecManager
 from vmcontainer.engine.spec import ContainerSpec
+from vmcontainer.engine.start import Running
 
 Chunk = tuple[str, bytes]
 """Output as the engine hands it out: ("stdout" | "stderr", bytes)."""
@@ -56,6 +58,21 @@ class ContainerOutput(Protocol):
                stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]: ...
 
 
+class ContainerProcesses(Protocol):
+    execs: ExecManager
+
+    async def stdin_target(self, ref: str, poll_s: float = 0.01) -> Running | None: ...
+
+    async def resize(self, ref: str, rows: int, cols: int) -> None: ...
+
+    async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]: ...
+
+    def publish(self, action: str, c: Container, extra: dict[str, str] | None = None) -> None:
+        ...
+
+    def spawn(self, coro: Any) -> None: ...
+
+
 class SystemBackend(Protocol):
     ctx: EngineContext
     events: EventBus
@@ -63,8 +80,8 @@ class SystemBackend(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
-class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, SystemBackend,
-                    Protocol):
+class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, ContainerProcesses,
+                    SystemBackend, Protocol):
     """Everything the application needs; ``make_app`` takes one of these."""
 
 

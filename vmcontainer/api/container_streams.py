@@ -14,7 +14,8 @@ from vmcontainer.api import params
 from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, logs_content_type, request_version, wait_condition
 from vmcontainer.api.responses import dumps
-from vmcontainer.api.streams import hijack, pump, start_stream
+from vmcontainer.api.stdin import detach_keys, stream_with_stdin
+from vmcontainer.api.streams import StdinQueue, hijack, pump, start_stream
 from vmcontainer.errors import InvalidParameter, VmcError
 
 log = logging.getLogger(__name__)
@@ -26,17 +27,32 @@ def _ref(request: web.Request) -> str:
 
 async def attach(request: web.Request) -> web.StreamResponse:
     """``POST /containers/{id}/attach``: the output of the container's process, live
-    (``stream``) and/or what it wrote so far (``logs``), until it ends."""
+    (``stream``) and/or what it wrote so far (``logs``), until it ends or the client
+    detaches (``detachKeys``, default ctrl-p,ctrl-q). With ``stdin`` and a container
+    created with ``OpenStdin``, what the client sends goes to the process's stdin
+    (from its start, for a client attached before ``start``); the client's EOF
+    closes that stdin when the container has ``StdinOnce`` (``docker run -i``)."""
     ref = _ref(request)
     eng = engine(request)
-    tty = bool(eng.get(ref).config.get("Tty"))
+    c = eng.get(ref)
+    tty = bool(c.config.get("Tty"))
+    keys = detach_keys(params.text(request, "detachKeys"))
     chunks = eng.attach(ref, logs=params.flag(request, "logs"),
                         stream=params.flag(request, "stream"),
                         stdout=params.flag(request, "stdout"),
                         stderr=params.flag(request, "stderr"))
-    resp = await hijack(request)
+    with_stdin = params.flag(request, "stdin") and bool(c.config.get("OpenStdin"))
+    stdin = StdinQueue() if with_stdin else None
+
+    async def write(data: bytes) -> None:
+        running = await eng.stdin_target(c.id)
+        if running is not None:
+            await running.write_stdin(data)
+
+    resp = await hijack(request, stdin)
     try:
-        await pump(resp, chunks, tty)
+        await stream_with_stdin(resp, chunks, tty, stdin, write if with_stdin else None,
+                                keys, close_at_eof=bool(c.config.get("StdinOnce")))
     except (ConnectionError, VmcError) as err:
         log.debug("attach %s ended: %s", ref, err)
     return resp

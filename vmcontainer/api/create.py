@@ -4,7 +4,7 @@
 Every field read is type-checked (a wrong type is a 400 naming the field); fields
 Docker knows and vmcontainer does not read are ignored, as Docker ignores unknown
 ones. Options whose silent loss would break the container's contract (bind mounts,
-published ports, restart policies, other log drivers or networks, stdin) are
+published ports, restart policies, other log drivers or networks) are
 refused with a clear message until the engine supports them; minor ones become
 create ``Warnings``, which the docker CLI prints.
 """
@@ -139,7 +139,46 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
     if host.flag("Privileged"):
         warnings.append("Privileged has no meaning for a VM container; ignored")
     return {"memory_bytes": memory, "nano_cpus": nano_cpus,
-            "auto_remove": host.flag("AutoRemove")}
+            "auto_remove": host.flag("AutoRemove"), "init": host.flag("Init"),
+            "console_size": _console_size(host)}
+
+
+def _console_size(host: _Fields) -> tuple[int, int] | None:
+    """HostConfig.ConsoleSize ``[height, width]`` (Engine API >= 1.42)."""
+    v = host.doc.get("ConsoleSize")
+    if v is None:
+        return None
+    if not (isinstance(v, list) and len(v) == 2 and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 0xFFFF for i in v)):
+        raise InvalidParameter('invalid value for "HostConfig.ConsoleSize": expected '
+                               "[height, width], two integers from 0 to 65535")
+    return (v[0], v[1]) if any(v) else None
+
+
+HEALTH_TEST_KINDS = ("NONE", "CMD", "CMD-SHELL")
+#: moby's minimum for Interval, Timeout, StartPeriod when given (1 ms, in ns)
+MIN_HEALTH_DURATION_NS = 1_000_000
+
+
+def _healthcheck(hc: _Fields) -> dict[str, object]:
+    """Docker's HealthConfig, checked (moby ``validateHealthCheck``): Test is
+    ``[]`` (inherit), ``["NONE"]``, ``["CMD", args...]`` or ``["CMD-SHELL", cmd]``;
+    durations in ns, 0 or at least 1 ms; Retries >= 0."""
+    test = list(hc.strings("Test") or ())
+    if test and test[0] not in HEALTH_TEST_KINDS:
+        raise InvalidParameter(f'invalid value for "Healthcheck.Test": unknown kind '
+                               f'{test[0][:32]!r} (NONE, CMD or CMD-SHELL)')
+    out: dict[str, object] = {"Test": test}
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        ns = hc.integer(key)
+        if ns != 0 and ns < MIN_HEALTH_DURATION_NS:
+            raise InvalidParameter(f"{key} in Healthcheck cannot be less than 1ms")
+        out[key] = ns
+    retries = hc.integer("Retries")
+    if retries < 0:
+        raise InvalidParameter("Retries in Healthcheck cannot be negative")
+    out["Retries"] = retries
+    return out
 
 
 def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
@@ -148,15 +187,7 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
     image = cfg.text("Image")
     if not image:
         raise InvalidParameter('invalid value for "Image": an image is required')
-    for key in ("AttachStdout", "AttachStderr", "StdinOnce"):
-        cfg.flag(key)
-    if cfg.flag("OpenStdin") or cfg.flag("AttachStdin"):
-        raise _unsupported("stdin (-i, OpenStdin/AttachStdin)")
-    if cfg.flag("Tty"):
-        raise _unsupported("a TTY (-t, Tty)")
     warnings: list[str] = []
-    if cfg.doc.get("Healthcheck"):
-        warnings.append("Healthcheck is not supported by vmcontainer yet; ignored")
     stop_timeout = (cfg.integer("StopTimeout") if cfg.doc.get("StopTimeout") is not None
                     else None)
     host = _host_config(cfg.sub("HostConfig"), warnings)
@@ -171,6 +202,13 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
         name=name,
         labels=cfg.labels("Labels"),
         tty=cfg.flag("Tty"),
+        attach_stdin=cfg.flag("AttachStdin"),
+        attach_stdout=cfg.flag("AttachStdout") if "AttachStdout" in cfg.doc else True,
+        attach_stderr=cfg.flag("AttachStderr") if "AttachStderr" in cfg.doc else True,
+        open_stdin=cfg.flag("OpenStdin"),
+        stdin_once=cfg.flag("StdinOnce"),
+        healthcheck=_healthcheck(cfg.sub("Healthcheck")) if cfg.doc.get("Healthcheck")
+        is not None else None,
         stop_signal=cfg.text("StopSignal"),
         stop_timeout=stop_timeout,
         **host,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import fcntl
 import socket
 import struct
@@ -54,18 +55,62 @@ class _RawResponse(web.StreamResponse):
     _length_check = False
 
 
+class StdinQueue:
+    """What a hijacked client sends, in order; ``None`` once it half-closed or
+    went away. Reading from the client pauses while more than HIGH_WATER bytes
+    wait here (a client cannot make the daemon buffer without bound)."""
+
+    HIGH_WATER = 1 << 20
+
+    def __init__(self) -> None:
+        self._q: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._bytes = 0
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._ended = False
+
+    def put(self, data: bytes | None) -> None:
+        if self._ended:
+            return
+        if data is None:
+            self._ended = True
+        else:
+            self._bytes += len(data)
+            if self._bytes > self.HIGH_WATER and self._transport and not self._paused:
+                self._transport.pause_reading()
+                self._paused = True
+        self._q.put_nowait(data)
+
+    async def get(self) -> bytes | None:
+        data = await self._q.get()
+        if data is None:
+            self._q.put_nowait(None)
+            return None
+        self._bytes -= len(data)
+        if self._paused and self._bytes <= self.HIGH_WATER // 2 and self._transport:
+            self._paused = False
+            with contextlib.suppress(RuntimeError):
+                self._transport.resume_reading()
+        return data
+
+
 class _HalfCloseTolerant(asyncio.Protocol):
     """Stands in for aiohttp's protocol on a hijacked connection: keeps the
-    connection open when the client half-closes, drops what the client sends
-    (stdin is not attached yet), and passes flow control and the final loss on."""
+    connection open when the client half-closes, puts what the client sends on
+    ``stdin`` (``None`` at its EOF or when the connection is lost; dropped when
+    nobody attached stdin), and passes flow control and the final loss on."""
 
-    def __init__(self, inner: asyncio.BaseProtocol) -> None:
+    def __init__(self, inner: asyncio.BaseProtocol, stdin: StdinQueue | None) -> None:
         self.inner = inner
+        self.stdin = stdin
 
     def data_received(self, data: bytes) -> None:
-        pass
+        if self.stdin is not None:
+            self.stdin.put(data)
 
     def eof_received(self) -> bool:
+        if self.stdin is not None:
+            self.stdin.put(None)
         return True
 
     def pause_writing(self) -> None:
@@ -75,6 +120,8 @@ class _HalfCloseTolerant(asyncio.Protocol):
         self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.stdin is not None:
+            self.stdin.put(None)
         self.inner.connection_lost(exc)
 
 
@@ -102,9 +149,11 @@ async def _headers_read(transport: asyncio.BaseTransport) -> None:
         await asyncio.sleep(0.002)
 
 
-async def hijack(request: web.Request) -> web.StreamResponse:
+async def hijack(request: web.Request,
+                 stdin: StdinQueue | None = None) -> web.StreamResponse:
     """Answer ``request`` with Docker's raw-stream headers and take the connection
-    over; the caller then writes with ``resp.write`` and returns ``resp``."""
+    over; the caller then writes with ``resp.write`` and returns ``resp``. What the
+    client sends afterwards goes to ``stdin`` (see _HalfCloseTolerant)."""
     upgrade = "upgrade" in request.headers.get("Connection", "").lower() and \
         bool(request.headers.get("Upgrade"))
     if upgrade:
@@ -117,7 +166,9 @@ async def hijack(request: web.Request) -> web.StreamResponse:
     request["hijacked"] = True
     transport = request.transport
     if transport is not None and not transport.is_closing():
-        transport.set_protocol(_HalfCloseTolerant(transport.get_protocol()))
+        transport.set_protocol(_HalfCloseTolerant(transport.get_protocol(), stdin))
+        if stdin is not None and isinstance(transport, asyncio.Transport):
+            stdin._transport = transport
     await resp.prepare(request)
     if transport is not None:
         await _headers_read(transport)

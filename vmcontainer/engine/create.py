@@ -32,12 +32,12 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         "Hostname": hostname,
         "Domainname": "",
         "User": spec.user or ic.get("User", ""),
-        "AttachStdin": False,
-        "AttachStdout": True,
-        "AttachStderr": True,
+        "AttachStdin": spec.attach_stdin,
+        "AttachStdout": spec.attach_stdout,
+        "AttachStderr": spec.attach_stderr,
         "Tty": spec.tty,
-        "OpenStdin": False,
-        "StdinOnce": False,
+        "OpenStdin": spec.open_stdin,
+        "StdinOnce": spec.stdin_once,
         "Env": env,
         "Cmd": list(spec.cmd) if spec.cmd is not None else ic.get("Cmd"),
         "Image": spec.image,
@@ -49,7 +49,18 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         "Labels": {**(ic.get("Labels") or {}), **spec.labels},
         "StopSignal": spec.stop_signal or ic.get("StopSignal"),
         **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
+        **({"Healthcheck": hc} if (hc := _healthcheck(spec, ic)) else {}),
     }
+
+
+def _healthcheck(spec: ContainerSpec, ic: dict[str, Any]) -> dict[str, Any] | None:
+    """The container's HealthConfig: the create request's fields over the image's
+    (moby ``merge``: a zero field takes the image's value)."""
+    image_hc: dict[str, Any] = dict(ic.get("Healthcheck") or {})
+    if spec.healthcheck is None:
+        return image_hc or None
+    merged = {**image_hc, **{k: v for k, v in spec.healthcheck.items() if v}}
+    return merged or None
 
 
 def _host_config(spec: ContainerSpec) -> dict[str, Any]:
@@ -77,6 +88,8 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
         "RestartPolicy": {"Name": spec.restart_policy or "no",
                           "MaximumRetryCount": spec.restart_max_retries},
         "AutoRemove": spec.auto_remove,
+        "ConsoleSize": list(spec.console_size) if spec.console_size else [0, 0],
+        "Init": spec.init,
         "Memory": spec.memory_bytes,
         "NanoCpus": spec.nano_cpus,
         "Runtime": "vmcontainer",

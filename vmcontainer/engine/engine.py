@@ -23,6 +23,7 @@ from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.events import EventBus, container_event
+from vmcontainer.engine.execs import ExecManager
 from vmcontainer.engine.listing import matches, summary
 from vmcontainer.engine.logs import LogFollower
 from vmcontainer.engine.names import validate_name
@@ -31,6 +32,7 @@ from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.start import Running, adopt_container, start_container
 from vmcontainer.engine.state import Status
+from vmcontainer.engine.top import check_ps_args, ps_ef
 from vmcontainer.errors import (
     Conflict,
     ContainerNotFound,
@@ -39,6 +41,7 @@ from vmcontainer.errors import (
     StartError,
     VmcError,
 )
+from vmcontainer.guestlink.protocol import MsgType
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class Engine:
         self._waiters: dict[str, list[tuple[str, asyncio.Future[dict[str, Any]]]]] = (
             defaultdict(list))
         self._tasks: set[asyncio.Task[None]] = set()
+        self.execs = ExecManager(self._running.get)
 
     # -- reading --------------------------------------------------------------
 
@@ -266,6 +270,46 @@ class Engine:
                 deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
 
+    # -- processes ------------------------------------------------------------
+
+    async def stdin_target(self, ref: str, poll_s: float = 0.01) -> Running | None:
+        """The Running of ``ref`` once its process runs (for stdin attached before
+        ``start``, as ``docker run -i`` does); None when it ended or is gone first."""
+        cid = self.get(ref).id
+        while True:
+            running = self._running.get(cid)
+            if running is not None:
+                return running
+            try:
+                c = self.ctx.store.load(cid)
+            except ContainerNotFound:
+                return None
+            if c.state.status not in (Status.CREATED, Status.RUNNING) or \
+                    (c.state.status == Status.CREATED and c.state.error):
+                return None
+            await asyncio.sleep(poll_s)
+
+    async def resize(self, ref: str, rows: int, cols: int) -> None:
+        """Set the PTY window size of the main process. Raises Conflict when the
+        container is not running (Docker's text)."""
+        c = self.get(ref)
+        running = self._running.get(c.id)
+        if running is None:
+            raise Conflict(f"Container {c.id} is not running")
+        await running.resize(rows, cols)
+
+    async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
+        """Engine API ContainerTop: the guest's processes as ``ps -ef``."""
+        check_ps_args(ps_args)
+        c = self.get(ref)
+        running = self._running.get(c.id)
+        if running is None:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.status == Status.PAUSED:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before top")
+        answer = await running.sessions.request(MsgType.TOP, MsgType.PROCESSES)
+        return ps_ef(answer)
+
     # -- output ---------------------------------------------------------------
 
     async def logs(self, ref: str, *, follow: bool = False, since: float = 0,
@@ -338,6 +382,14 @@ class Engine:
     def _publish(self, action: str, c: Container, extra: dict[str, str] | None = None) -> None:
         self.events.publish(container_event(action, c.id, str(c.config.get("Image", "")),
                                             c.name, extra))
+
+    def publish(self, action: str, c: Container, extra: dict[str, str] | None = None) -> None:
+        """A container event (e.g. ``exec_start: sh``) on the event bus."""
+        self._publish(action, c, extra)
+
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task the engine cancels at ``close``."""
+        self._spawn(coro)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

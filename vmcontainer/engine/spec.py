@@ -12,7 +12,9 @@ class ContainerSpec:
     items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs * 1e9
     (0: default); ``name`` "" means a generated one; ``stop_signal`` "" means the
     image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s; restart
-    policies other than ``no`` are refused until they are implemented."""
+    policies other than ``no`` are refused until they are implemented; ``init``
+    is ``docker run --init``; ``healthcheck`` a HealthConfig (Test, Interval,
+    Timeout, StartPeriod, Retries; durations in ns) overriding the image's."""
 
     image: str
     cmd: tuple[str, ...] | None = None
@@ -31,3 +33,11 @@ class ContainerSpec:
     stop_timeout: int | None = None
     restart_policy: str = "no"
     restart_max_retries: int = 0
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    open_stdin: bool = False
+    stdin_once: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, cols), Docker's [height, width]
+    init: bool = False
+    healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import hosts_text, resolv_conf_text, vm_size
 from vmcontainer.engine.logs import JsonFileWriter
 from vmcontainer.engine.process import process_env
+from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.state import Status, now_rfc3339
 from vmcontainer.errors import NotModified, StartError, System
 from vmcontainer.guestlink.configdisk import write_config_disk
@@ -42,30 +42,45 @@ AGENT_SOCKET = "agent.sock"
 @dataclass
 class Running:
     """A started container. ``exit_code`` resolves when the container has ended and
-    its record says so."""
+    its record says so. ``sessions`` reaches its main process (session 0) and
+    its exec sessions."""
 
     container: Container
     machine: Machine
     link: AgentLink
     exit_code: asyncio.Future[int]
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    sessions: Sessions = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = Sessions(self.link)
 
     async def wait(self) -> int:
         return await asyncio.shield(self.exit_code)
 
-    async def signal(self, signum: int) -> None:
-        """Send signal ``signum`` to the container's main process (PROTOCOL.md
-        SIGNAL); a no-op once the container has ended."""
-        if self.exit_code.done():
-            return
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.link.send(MsgType.SIGNAL, json.dumps({"signal": signum}).encode())
+    async def signal(self, signum: int, session: int = 0) -> None:
+        """Send signal ``signum`` to the session's process (PROTOCOL.md SIGNAL);
+        a no-op once the container has ended."""
+        if not self.exit_code.done():
+            await self.sessions.send_json(MsgType.SIGNAL, {"signal": signum}, session)
+
+    async def write_stdin(self, data: bytes, session: int = 0) -> None:
+        """Bytes for the process's stdin; ``b""`` closes it (PROTOCOL.md STDIN)."""
+        if not self.exit_code.done():
+            await self.sessions.send(MsgType.STDIN, data, session)
+
+    async def resize(self, rows: int, cols: int, session: int = 0) -> None:
+        """Set the window size of the process's PTY (PROTOCOL.md RESIZE)."""
+        if not self.exit_code.done():
+            await self.sessions.send_json(MsgType.RESIZE, {"rows": rows, "cols": cols},
+                                          session)
 
 
 def guest_config(c: Container) -> dict[str, Any]:
     """The config disk's JSON (guest/PROTOCOL.md) for container ``c``."""
     cfg = c.config
     hostname = cfg["Hostname"]
+    rows, cols = console_size(c.host_config.get("ConsoleSize"))
     return {
         "id": c.id,
         "hostname": hostname,
@@ -77,8 +92,22 @@ def guest_config(c: Container) -> dict[str, Any]:
             "env": process_env(cfg.get("Env") or [], hostname, bool(cfg.get("Tty"))),
             "cwd": cfg.get("WorkingDir") or "/",
             "user": cfg.get("User") or "",
+            "tty": bool(cfg.get("Tty")),
+            "stdin": bool(cfg.get("OpenStdin")),
+            "rows": rows,
+            "cols": cols,
+            "init": bool(c.host_config.get("Init")),
         },
     }
+
+
+def console_size(value: Any) -> tuple[int, int]:
+    """(rows, cols) from Docker's ``ConsoleSize`` ``[height, width]``; (0, 0) when
+    absent or malformed (the API validates it at create)."""
+    if isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, int) and 0 <= v <= 0xFFFF for v in value):
+        return value[0], value[1]
+    return 0, 0
 
 
 async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None = None) -> Running:
@@ -213,7 +242,9 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
             if frame.type in (MsgType.STDOUT, MsgType.STDERR):
                 output(frame)
         async for frame in link.frames():
-            if frame.type in (MsgType.STDOUT, MsgType.STDERR):
+            if frame.session:
+                running.sessions.deliver(frame)
+            elif frame.type in (MsgType.STDOUT, MsgType.STDERR):
                 output(frame)
             elif frame.type == MsgType.EXIT:
                 info = frame.json()
@@ -226,6 +257,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
         error = str(err)
         log.debug("container %s: agent link failed", c.short_id, exc_info=True)
     finally:
+        running.sessions.close_all()
         writer.close()
         await link.close()
     if exit_code is not None:

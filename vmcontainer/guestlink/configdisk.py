@@ -14,7 +14,9 @@ from typing import Any
 
 import pycdlib
 
-CONFIG_VERSION = 1
+from vmcontainer.guestlink.protocol import PROTOCOL_VERSION
+
+CONFIG_VERSION = PROTOCOL_VERSION
 
 
 def write_config_disk(path: Path, config: dict[str, Any]) -> None:
