@@ -24,6 +24,7 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.execs import ExecManager
+from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
 from vmcontainer.engine.logs import LogFollower
 from vmcontainer.engine.names import validate_name
@@ -67,6 +68,7 @@ class Engine:
             defaultdict(list))
         self._tasks: set[asyncio.Task[None]] = set()
         self.execs = ExecManager(self._running.get)
+        self.health = HealthMonitor(ctx, self.execs, self._publish)
 
     # -- reading --------------------------------------------------------------
 
@@ -134,10 +136,12 @@ class Engine:
         self._running[c.id] = running
         self._publish("start", c)
         self._spawn(self._watch(c.id, running, output))
+        self.health.watch(self.get(c.id))
 
     async def _watch(self, cid: str, running: Running, output: Broadcast) -> None:
         """The one exit path of a daemon-owned VM."""
         code = await running.wait()
+        self.health.stop(cid)
         self._running.pop(cid, None)
         self._outputs.pop(cid, None)
         output.close()
@@ -417,11 +421,13 @@ class Engine:
                 continue
             self._running[c.id] = running
             self._spawn(self._watch(c.id, running, output))
+            self.health.watch(c)
             adopted.append(c.id)
         return adopted
 
     async def close(self) -> None:
         """Stop watching (VMs keep running, for ``adopt`` by the next daemon)."""
+        await self.health.close()
         for task in list(self._tasks):
             task.cancel()
         for running in list(self._running.values()):

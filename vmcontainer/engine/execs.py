@@ -80,6 +80,11 @@ class ExecStarted:
         if self.inst.running:
             await self._running.write_stdin(data, self.inst.session)
 
+    async def kill(self) -> None:
+        """SIGKILL to the exec'd process (a timed-out health probe)."""
+        if self.inst.running:
+            await self._running.signal(9, self.inst.session)
+
     async def resize(self, rows: int, cols: int) -> None:
         if self.inst.running:
             await self._running.resize(rows, cols, self.inst.session)

@@ -50,7 +50,10 @@ def since(rfc3339: str) -> float:
 def ps_status(c: Container) -> str:
     st = c.state
     if st.status == Status.RUNNING:
-        return f"Up {human_duration(since(st.started_at))}"
+        health = (st.health or {}).get("Status")
+        suffix = {"starting": " (health: starting)", "healthy": " (healthy)",
+                  "unhealthy": " (unhealthy)"}.get(health or "", "")
+        return f"Up {human_duration(since(st.started_at))}{suffix}"
     if st.status == Status.PAUSED:
         return f"Up {human_duration(since(st.started_at))} (Paused)"
     if st.status == Status.EXITED:

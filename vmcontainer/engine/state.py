@@ -54,6 +54,7 @@ class State:
     oom_killed: bool = False
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
+    health: dict[str, Any] | None = None  # Docker's State.Health when a check is set
 
     def move(self, status: Status, **changes: Any) -> State:
         """A new State in ``status``; raises Conflict for a transition the table
@@ -79,6 +80,7 @@ class State:
             "Error": self.error,
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
+            **({"Health": self.health} if self.health is not None else {}),
         }
 
     def to_json(self) -> dict[str, Any]:
