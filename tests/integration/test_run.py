@@ -327,3 +327,18 @@ def test_load_from_stdin_and_images_newest_first(vmc: Vmc, tmp_path: object) -> 
     assert r.returncode == 0 and "Loaded image: fromstdin:new" in r.out, r.err
     rows = vmc("images").out.splitlines()
     assert rows[1].split()[:2] == ["fromstdin", "new"]
+
+
+def test_interactive_run_and_exec(vmc: Vmc, busybox: str) -> None:
+    r = vmc("run", "-i", "--rm", busybox, "wc", "-l", input=b"a\nb\n")
+    assert (r.returncode, r.out.strip()) == (0, "2"), r.err
+    vmc("run", "-d", "--name", "ex", busybox, "sh", "-c", "echo hi > /tmp/f; sleep 300",
+        check=True)
+    assert vmc("exec", "ex", "sh", "-c", "exit 5").returncode == 5
+    r = vmc("exec", "-i", "-e", "X=y", "ex", "sh", "-c", "cat /tmp/f - ; echo $X", input=b"in\n")
+    assert (r.returncode, r.out) == (0, "hi\nin\ny\n"), r.err
+    r = vmc("exec", "ex", "nosuchcmd")
+    assert r.returncode == 127 and "executable file not found" in r.out + r.err
+    vmc("rm", "-f", "ex", check=True)
+    r = vmc("exec", "ex", "true")
+    assert r.returncode == 1 and "No such container: ex" in r.err

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from vmcontainer.cli import client
+from vmcontainer.cli.interact import interact
 from vmcontainer.cli.options import env_item, nano_cpus, parse_env_file, ram_in_bytes
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import VmcError
@@ -33,7 +34,7 @@ def _die(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _run(spec: ContainerSpec, detach: bool) -> int:
+def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
     import docker.errors
 
     api = client.api()
@@ -49,7 +50,7 @@ def _run(spec: ContainerSpec, detach: bool) -> int:
             environment=list(spec.env), working_dir=spec.working_dir or None,
             user=spec.user or None, hostname=spec.hostname or None,
             name=spec.name or None, labels=spec.labels, host_config=host_config,
-            detach=detach)
+            detach=detach, stdin_open=interactive)
     except docker.errors.ImageNotFound as err:
         click.echo(f"Unable to find image '{_familiar(spec.image)}' locally", err=True)
         _die(f"Error response from daemon: {client.error_text(err)}", 125)
@@ -60,7 +61,12 @@ def _run(spec: ContainerSpec, detach: bool) -> int:
         _start(api, cid)
         click.echo(cid)
         return 0
-    output = api.attach(cid, stream=True, stdout=True, stderr=True, demux=True, logs=False)
+    if interactive:
+        conn = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1,
+                                              "stream": 1})
+    else:
+        output = api.attach(cid, stream=True, stdout=True, stderr=True, demux=True,
+                            logs=False)
     condition = "removed" if spec.auto_remove else "next-exit"
     result: dict[str, Any] = {}
     waiter = threading.Thread(
@@ -69,7 +75,10 @@ def _run(spec: ContainerSpec, detach: bool) -> int:
     _start(api, cid)
     for signum in PROXIED_SIGNALS:
         signal.signal(signum, lambda n, _f: api.kill(cid, int(n)))
-    client.copy_out(output)
+    if interactive:
+        interact(conn, with_stdin=True)
+    else:
+        client.copy_out(output)
     waiter.join()
     return int(result.get("StatusCode", 125))
 
@@ -106,12 +115,13 @@ def _familiar(image: str) -> str:
 @click.option("-m", "--memory", default="", help="Memory of the VM (e.g. 256m)")
 @click.option("--cpus", default="", help="Number of CPUs (rounded up to whole vCPUs)")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background, print the ID")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open and pipe it in")
 @click.option("-l", "--label", multiple=True, help="Set meta data on a container")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path, ...],
         workdir: str, user: str, entrypoint: str | None, hostname: str, memory: str,
-        cpus: str, detach: bool, label: tuple[str, ...], image: str,
+        cpus: str, detach: bool, interactive: bool, label: tuple[str, ...], image: str,
         command: tuple[str, ...]) -> None:
     """Create and run a new container from an image, in its own VM."""
     try:
@@ -127,4 +137,4 @@ def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path
         )
     except VmcError as err:
         _die(str(err), 125)
-    sys.exit(_run(spec, detach))
+    sys.exit(_run(spec, detach, interactive))

@@ -1,0 +1,182 @@
+"""Processes inside the VM through the real ``docker`` CLI: stdin, TTYs (driven by a
+real PTY with pexpect), detach keys, exec, signals and stop, top, --init, health
+checks. Every container is a real VM (QEMU, TCG here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pexpect
+import pytest
+from apihelpers import Daemon
+
+pytestmark = [pytest.mark.vm,
+              pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")]
+
+
+def docker(d: Daemon, *args: str, input: str | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
+                          input=input, timeout=timeout)
+
+
+def inspect(d: Daemon, ref: str) -> dict[str, object]:
+    return json.loads(docker(d, "inspect", ref).stdout)[0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def web(daemon: Daemon, name: str) -> Iterator[str]:
+    r = docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
+               "echo hello > /tmp/greeting; trap 'echo got USR1' USR1; "
+               "while true; do sleep 0.2; done")
+    assert r.returncode == 0, r.stderr
+    yield name
+    docker(daemon, "rm", "-f", name)
+
+
+def test_stdin_is_piped_and_closed(daemon: Daemon) -> None:
+    r = docker(daemon, "run", "-i", "--rm", "busybox", "wc", "-l", input="a\nb\n")
+    assert (r.returncode, r.stdout.strip()) == (0, "2"), r.stderr
+    r = docker(daemon, "run", "-i", "--rm", "busybox", "cat", input="abc\n")
+    assert (r.returncode, r.stdout) == (0, "abc\n"), r.stderr
+    big = "".join(f"line {i}\n" for i in range(20000))  # ~200 KB, more than a pipe holds
+    r = docker(daemon, "run", "-i", "--rm", "busybox", "md5sum", input=big)
+    import hashlib
+    assert r.stdout.split()[0] == hashlib.md5(big.encode()).hexdigest(), r.stderr
+
+
+def test_without_i_stdin_is_empty(daemon: Daemon) -> None:
+    r = docker(daemon, "run", "--rm", "busybox", "cat", input="ignored\n")
+    assert (r.returncode, r.stdout) == (0, "")
+
+
+def _spawn(d: Daemon, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn("docker", list(args), env=d.docker_env, encoding="utf-8",
+                          timeout=60, dimensions=(33, 101))
+    return child
+
+
+def test_tty_session_resize_detach_and_reattach(daemon: Daemon, name: str) -> None:
+    child = _spawn(daemon, "run", "-it", "--name", name, "busybox", "sh")
+    try:
+        child.expect(r"[#$] ")
+        child.sendline("echo $((6*7))")
+        child.expect(r"\r\n42\r\n")
+        child.sendline("tty; stty size")
+        child.expect(r"/dev/pts/0\r\n33 101\r\n")
+        child.setwinsize(40, 120)  # SIGWINCH → the CLI resizes the container's TTY
+        time.sleep(1)
+        child.sendline("stty size")
+        child.expect(r"\r\n40 120\r\n")
+        child.send("\x10\x11")  # ctrl-p ctrl-q
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert inspect(daemon, name)["State"]["Running"] is True  # type: ignore[index]
+    again = _spawn(daemon, "attach", name)
+    try:
+        again.sendline("echo back $((1+1))")
+        again.expect(r"back 2\r\n")
+        again.sendline("exit 3")
+        again.expect(pexpect.EOF)
+    finally:
+        again.close()
+    assert again.exitstatus == 3
+    assert inspect(daemon, name)["State"]["ExitCode"] == 3  # type: ignore[index]
+    docker(daemon, "rm", name)
+
+
+def test_exec_exit_code_user_env_cwd(daemon: Daemon, web: str) -> None:
+    assert docker(daemon, "exec", web, "sh", "-c", "exit 5").returncode == 5
+    r = docker(daemon, "exec", "-u", "nobody", web, "id", "-u")
+    assert (r.returncode, r.stdout) == (0, "65534\n"), r.stderr
+    r = docker(daemon, "exec", "-e", "X=1", "-w", "/tmp", web, "sh", "-c", "echo $X $PWD")
+    assert r.stdout == "1 /tmp\n", r.stderr
+    r = docker(daemon, "exec", web, "cat", "/tmp/greeting")  # the main process's files
+    assert r.stdout == "hello\n"
+    r = docker(daemon, "exec", "-i", web, "tr", "a-z", "A-Z", input="shout\n")
+    assert r.stdout == "SHOUT\n", r.stderr
+    r = docker(daemon, "exec", web, "nosuchcmd")
+    assert r.returncode == 127, (r.returncode, r.stdout, r.stderr)
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in r.stdout + r.stderr
+
+
+def test_exec_tty(daemon: Daemon, web: str) -> None:
+    child = _spawn(daemon, "exec", "-it", web, "sh")
+    try:
+        child.expect(r"[#$] ")
+        child.sendline("tty; ps | grep -c 'sleep 0.2'")
+        child.expect(r"/dev/pts/\d+\r\n")
+        child.sendline("exit 4")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 4
+
+
+def test_exec_on_a_stopped_container(daemon: Daemon, name: str) -> None:
+    assert docker(daemon, "create", "--name", name, "busybox", "true").returncode == 0
+    r = docker(daemon, "exec", name, "true")
+    assert r.returncode == 1 and "is not running" in r.stderr, r.stderr
+    docker(daemon, "rm", name)
+
+
+def test_kill_signal_reaches_a_trap_and_top_lists_processes(daemon: Daemon, web: str) -> None:
+    assert docker(daemon, "kill", "-s", "USR1", web).returncode == 0
+    deadline = time.monotonic() + 20
+    while "got USR1" not in docker(daemon, "logs", web).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    top = docker(daemon, "top", web)
+    assert top.returncode == 0, top.stderr
+    lines = top.stdout.splitlines()
+    assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert any("while true" in ln for ln in lines[1:]), top.stdout
+
+
+def test_stop_with_and_without_a_term_handler(daemon: Daemon, name: str) -> None:
+    docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
+           "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    assert docker(daemon, "stop", name).returncode == 0
+    assert inspect(daemon, name)["State"]["ExitCode"] == 0  # type: ignore[index]
+    docker(daemon, "rm", name)
+    docker(daemon, "run", "-d", "--name", name, "busybox", "sleep", "300")
+    t = time.monotonic()
+    assert docker(daemon, "stop", "-t", "2", name).returncode == 0
+    assert time.monotonic() - t < 15
+    assert inspect(daemon, name)["State"]["ExitCode"] == 137  # type: ignore[index]
+    docker(daemon, "rm", name)
+
+
+def test_init_forwards_signals(daemon: Daemon) -> None:
+    r = docker(daemon, "run", "--rm", "--init", "busybox", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 143, r.stderr
+    r = docker(daemon, "run", "--rm", "busybox", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 0, r.stderr
+
+
+def test_health_check_turns_healthy_then_unhealthy(daemon: Daemon, name: str) -> None:
+    r = docker(daemon, "run", "-d", "--name", name, "--health-cmd", "test -f /tmp/ok",
+               "--health-interval", "1s", "--health-retries", "1", "busybox", "sh", "-c",
+               "touch /tmp/ok; sleep 300")
+    assert r.returncode == 0, r.stderr
+
+    def status() -> str:
+        return inspect(daemon, name)["State"]["Health"]["Status"]  # type: ignore[index]
+
+    deadline = time.monotonic() + 30
+    while status() != "healthy":
+        assert time.monotonic() < deadline, inspect(daemon, name)["State"]
+        time.sleep(0.3)
+    assert "(healthy)" in docker(daemon, "ps", "--filter", f"name={name}").stdout
+    docker(daemon, "exec", name, "rm", "/tmp/ok")
+    while status() != "unhealthy":
+        assert time.monotonic() < deadline + 30, inspect(daemon, name)["State"]
+        time.sleep(0.3)
+    health = inspect(daemon, name)["State"]["Health"]  # type: ignore[index]
+    assert health["FailingStreak"] >= 1 and health["Log"][-1]["ExitCode"] == 1
+    docker(daemon, "rm", "-f", name)
