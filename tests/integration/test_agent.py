@@ -266,3 +266,16 @@ async def test_init(vm: Any, init: bool, code: int) -> None:
         out, _, ex = await g.run(0)
         assert ex["exit_code"] == code
         assert out == (b"" if init else b"survived\n")
+
+
+async def test_init_forwards_signals_and_keeps_the_tty(vm: Any) -> None:
+    script = "tty; trap 'echo usr1; exit 5' USR1; echo ready; while :; do sleep 0.1; done"
+    async with vm({"args": ["sh", "-c", script], "init": True, "tty": True}) as g:
+        assert b"/dev/pts/0\r\n" in await g.output_until(0, b"ready")
+        await g.send(MsgType.TOP, b"", 1)
+        procs = (await g.expect(1, MsgType.PROCESSES))["processes"]
+        shell = next(p for p in procs if p["cmdline"][:2] == ["sh", "-c"])
+        assert shell["ppid"] == g.main_pid and shell["tty"] != 0  # the init's child
+        await g.send(MsgType.SIGNAL, {"signal": 10})
+        out, _, ex = await g.run(0)
+        assert b"usr1" in out and ex["exit_code"] == 5

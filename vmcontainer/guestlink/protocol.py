@@ -2,7 +2,7 @@
 
 A frame is an 8-byte header (type u8, flags u8, session u16, payload length u32,
 big-endian) and the payload. Session 0 is the container's main process; exec
-sessions and requests use 1–65535. ``tests/unit/test_protocol_doc.py`` checks these
+sessions and requests use 1-65535. ``tests/unit/test_protocol_doc.py`` checks these
 constants against the document and ``guest/protocol.h``.
 """
 
@@ -69,7 +69,7 @@ class Frame:
 
 def encode(msg_type: int, payload: bytes = b"", session: int = MAIN_SESSION) -> bytes:
     """Header + payload for one frame. Raises ValueError above MAX_PAYLOAD bytes or
-    for a session outside 0–65535."""
+    for a session outside 0-65535."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     if not 0 <= session <= MAX_SESSION:
