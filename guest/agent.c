@@ -29,16 +29,17 @@
 #include "config.h"
 #include "container.h"
 #include "protocol.h"
+#include "reply.h"
+#include "session.h"
 #include "util.h"
 
-#define AGENT_NAME "vmcontainer-agent 1"
+#define AGENT_NAME "vmcontainer-agent 2"
 #define NEWROOT "/newroot"
 #define CONFIG_MNT "/config"
 #define RUN_DIR "/run/vmcontainer"
 #define PORT_TIMEOUT_MS 10000
 #define DISK_TIMEOUT_MS 5000
 #define GRACE_MS 10000 /* after EXIT or START_ERROR, before rebooting */
-#define OUTPUT_CHUNK 65536
 
 static struct vmc_channel *chan;
 static int sig_fd = -1;
@@ -55,51 +56,7 @@ static void reboot_now(void)
     }
 }
 
-/* Reap every zombie; store the status of `watch` when it is among them. */
-static void reap(pid_t watch, bool *watched_done, int *watched_status)
-{
-    for (;;) {
-        int status;
-        pid_t p = waitpid(-1, &status, WNOHANG);
-        if (p <= 0)
-            return;
-        if (watch > 0 && p == watch) {
-            *watched_done = true;
-            *watched_status = status;
-        }
-    }
-}
-
-static void drain_signalfd(void)
-{
-    struct signalfd_siginfo si[8];
-    while (read(sig_fd, si, sizeof si) > 0)
-        ;
-}
-
-/* Host-to-guest frames. SIGNAL {"signal": n} goes to the container's process
- * (ctx: its pid, or NULL when there is none); every other type is skipped. */
-static void on_host_frame(void *ctx, uint8_t type, const uint8_t *payload, size_t len)
-{
-    if (type != VMC_MSG_SIGNAL || ctx == NULL)
-        return;
-    pid_t pid = *(const pid_t *)ctx;
-    json_tokener *tok = json_tokener_new();
-    json_object *obj = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
-    json_object *sig = NULL;
-    if (obj != NULL && json_object_object_get_ex(obj, "signal", &sig) && json_object_is_type(sig, json_type_int)) {
-        int n = json_object_get_int(sig);
-        if (n > 0 && n < NSIG && kill(pid, n) < 0)
-            vmc_error("kill %d with signal %d: %s (errno %d)", (int)pid, n, strerror(errno), errno);
-    } else {
-        vmc_error("%s", "host sent a SIGNAL frame without an integer \"signal\"");
-    }
-    json_object_put(obj);
-    if (tok)
-        json_tokener_free(tok);
-}
-
-/* Serve the port (skip input) and reap zombies for ms milliseconds. */
+/* Serve the port (EXEC refused, TOP answered) and reap zombies for ms milliseconds. */
 static void idle(int ms)
 {
     int64_t deadline = vmc_now_ms() + ms;
@@ -115,10 +72,14 @@ static void idle(int ms)
         if (r < 0 && errno != EINTR)
             vmc_sleep_ms(10);
         host_gone = false;
-        if (sig_fd >= 0 && r > 0 && (p[0].revents & POLLIN))
-            drain_signalfd();
-        reap(-1, NULL, NULL);
-        if (r > 0 && p[1].revents && vmc_channel_read_input(chan, on_host_frame, NULL) <= 0)
+        if (sig_fd >= 0 && r > 0 && (p[0].revents & POLLIN)) {
+            struct signalfd_siginfo si[8];
+            while (read(sig_fd, si, sizeof si) > 0)
+                ;
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (r > 0 && p[1].revents && vmc_channel_read_input(chan, vmc_session_on_frame, NULL) <= 0)
             host_gone = true;
     }
 }
@@ -138,14 +99,6 @@ static long oom_kills(void)
     return n;
 }
 
-static void send_json(uint8_t type, json_object *obj)
-{
-    size_t len;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    vmc_channel_send(chan, type, s, len);
-    json_object_put(obj);
-}
-
 /* START_ERROR, then sync and wait for the host to end the VM. */
 static void start_error(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 static void start_error(int code, const char *fmt, ...)
@@ -158,10 +111,7 @@ static void start_error(int code, const char *fmt, ...)
     vmc_error("start error %d: %s", code, msg);
     sync();
     if (chan != NULL) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "exit_code", json_object_new_int(code));
-        json_object_object_add(o, "message", json_object_new_string(msg));
-        send_json(VMC_MSG_START_ERROR, o);
+        vmc_send_start_error(VMC_MAIN_SESSION, code, msg);
         idle(GRACE_MS);
     }
     reboot_now();
@@ -301,78 +251,6 @@ static const char *write_etc_file(const char *name, const char *content, const c
     return path;
 }
 
-/* Read what the pipe holds into one frame. false at EOF or error. */
-static bool forward(int fd, uint8_t type, char *buf)
-{
-    for (;;) {
-        ssize_t n = read(fd, buf, OUTPUT_CHUNK);
-        if (n > 0) {
-            vmc_channel_send(chan, type, buf, (size_t)n);
-            return true;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return true;
-        if (n < 0)
-            vmc_error("read %s pipe: %s (errno %d)", type == VMC_MSG_STDOUT ? "stdout" : "stderr", strerror(errno),
-                      errno);
-        return false;
-    }
-}
-
-/* Forward output until the process has ended and both pipes are at EOF.
- * Returns the process's wait status. */
-static int serve(const struct vmc_start *st)
-{
-    static char buf[OUTPUT_CHUNK];
-    int out_fd = st->out_fd, err_fd = st->err_fd;
-    bool done = false, host_gone = false;
-    int status = 0;
-    int64_t host_retry = 0;
-    while (!done || out_fd >= 0 || err_fd >= 0) {
-        if (host_gone && vmc_now_ms() >= host_retry)
-            host_gone = false;
-        struct pollfd p[4] = {
-            {.fd = sig_fd, .events = POLLIN},
-            {.fd = host_gone ? -1 : vmc_channel_fd(chan), .events = POLLIN},
-            {.fd = out_fd, .events = POLLIN},
-            {.fd = err_fd, .events = POLLIN},
-        };
-        int timeout = host_gone ? 1000 : -1;
-        if (sig_fd < 0)
-            timeout = 100; /* no signalfd: look for the process's end now and then */
-        int r = poll(p, 4, timeout);
-        if (r < 0) {
-            if (errno != EINTR) {
-                vmc_error("poll: %s (errno %d)", strerror(errno), errno);
-                vmc_sleep_ms(10);
-            }
-            continue;
-        }
-        if ((p[0].revents & POLLIN) || sig_fd < 0) {
-            if (sig_fd >= 0)
-                drain_signalfd();
-            reap(st->pid, &done, &status);
-        }
-        /* While the host is not connected the port polls readable and hung up;
-         * look again in a second rather than spin. */
-        if (p[1].revents && vmc_channel_read_input(chan, on_host_frame, done ? NULL : (void *)&st->pid) <= 0) {
-            host_gone = true;
-            host_retry = vmc_now_ms() + 1000;
-        }
-        if (p[2].revents && !forward(out_fd, VMC_MSG_STDOUT, buf)) {
-            close(out_fd);
-            out_fd = -1;
-        }
-        if (p[3].revents && !forward(err_fd, VMC_MSG_STDERR, buf)) {
-            close(err_fd);
-            err_fd = -1;
-        }
-    }
-    return status;
-}
-
 static int64_t boottime_ms(void)
 {
     struct timespec ts;
@@ -405,10 +283,12 @@ int main(void)
         vmc_error("open %s: %s (errno %d)", port, strerror(errno), errno);
         reboot_now();
     }
+    vmc_reply_set_channel(chan);
+    vmc_sessions_init(chan, sig_fd);
     json_object *hello = json_object_new_object();
     json_object_object_add(hello, "version", json_object_new_int(VMC_PROTOCOL_VERSION));
     json_object_object_add(hello, "agent", json_object_new_string(AGENT_NAME));
-    send_json(VMC_MSG_HELLO, hello);
+    vmc_send_json(VMC_MSG_HELLO, VMC_MAIN_SESSION, hello);
     if (cmdline_has("vmcontainer.probe=1")) {
         /* The host only wants HELLO: write nothing more, and power off once the
          * host hangs up (so HELLO surely left QEMU: with KVM's ioeventfd QEMU
@@ -416,7 +296,7 @@ int main(void)
         for (int64_t end = vmc_now_ms() + 1000, left; (left = end - vmc_now_ms()) > 0;) {
             struct pollfd p = {.fd = vmc_channel_fd(chan), .events = POLLIN};
             if (poll(&p, 1, (int)left) > 0 && ((p.revents & POLLHUP) ||
-                                               vmc_channel_read_input(chan, on_host_frame, NULL) <= 0))
+                                               vmc_channel_read_input(chan, vmc_session_on_frame, NULL) <= 0))
                 break;
         }
         reboot_now();
@@ -439,33 +319,26 @@ int main(void)
     };
 
     long oom_before = oom_kills();
-    struct vmc_start st;
+    struct vmc_spawned st;
     int rc = vmc_container_start(&cfg, NEWROOT, &etc, &st);
     if (rc != 0)
         start_error(st.exit_code, "%s", st.message);
     json_object *started = json_object_new_object();
     json_object_object_add(started, "pid", json_object_new_int(st.pid));
-    send_json(VMC_MSG_STARTED, started);
+    vmc_send_json(VMC_MSG_STARTED, VMC_MAIN_SESSION, started);
 
-    int status = serve(&st);
+    /* Output, stdin, signals and EXEC sessions until the process ended and every
+     * EXEC session got its EXIT. */
+    int status = vmc_sessions_serve(&st, cfg.process.stdin);
 
     /* Every process of the container's PID namespace is gone with its PID 1:
      * sync, so that the host may end the VM at once. No umount: it costs 15-20 ms
      * of TCG time on every exit (measured), while sync alone (~9 ms) leaves the
      * rootfs consistent, its journal replayed by the next mount. */
     sync();
-    json_object *ex = json_object_new_object();
-    if (WIFSIGNALED(status)) {
-        json_object_object_add(ex, "exit_code", json_object_new_int(128 + WTERMSIG(status)));
-        json_object_object_add(ex, "signal", json_object_new_int(WTERMSIG(status)));
-    } else {
-        json_object_object_add(ex, "exit_code", json_object_new_int(WEXITSTATUS(status)));
-        json_object_object_add(ex, "signal", NULL);
-    }
     /* As Docker's OOMKilled: the kernel's OOM killer ended a process of the
      * container (the guest runs nothing else that it could pick). */
-    json_object_object_add(ex, "oom_killed", json_object_new_boolean(oom_kills() > oom_before));
-    send_json(VMC_MSG_EXIT, ex);
+    vmc_send_json(VMC_MSG_EXIT, VMC_MAIN_SESSION, vmc_exit_json(status, oom_kills() > oom_before));
     idle(GRACE_MS);
     reboot_now();
 }

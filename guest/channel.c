@@ -139,7 +139,7 @@ static int write_all(struct vmc_channel *ch, const uint8_t *p, size_t n)
     return 0;
 }
 
-int vmc_channel_send(struct vmc_channel *ch, uint8_t type, const void *payload, size_t len)
+int vmc_channel_send(struct vmc_channel *ch, uint8_t type, uint16_t session, const void *payload, size_t len)
 {
     if (len > VMC_MAX_PAYLOAD) {
         errno = EMSGSIZE;
@@ -155,7 +155,7 @@ int vmc_channel_send(struct vmc_channel *ch, uint8_t type, const void *payload, 
         ch->buf = nb;
         ch->cap = total;
     }
-    vmc_header_encode(ch->buf, type, (uint32_t)len);
+    vmc_header_encode(ch->buf, type, session, (uint32_t)len);
     if (len > 0)
         memcpy(ch->buf + VMC_HEADER_SIZE, payload, len);
     if (write_all(ch, ch->buf, total) < 0) {
@@ -184,7 +184,7 @@ static void deliver(struct vmc_channel *ch, vmc_frame_handler handler, void *ctx
         size_t whole = VMC_HEADER_SIZE + len;
         if (ch->in_len < whole)
             return;
-        handler(ctx, ch->in[0], ch->in + VMC_HEADER_SIZE, len);
+        handler(ctx, ch->in[0], (uint16_t)(ch->in[2] << 8 | ch->in[3]), ch->in + VMC_HEADER_SIZE, len);
         memmove(ch->in, ch->in + whole, ch->in_len - whole);
         ch->in_len -= whole;
     }

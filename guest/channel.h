@@ -19,13 +19,13 @@ struct vmc_channel *vmc_channel_open(const char *devpath);
 /* The file descriptor, for poll(POLLIN) in the caller's loop. */
 int vmc_channel_fd(const struct vmc_channel *ch);
 
-/* Send one frame; blocks (poll, never spinning) until every byte is written:
+/* Send one frame about `session`; blocks (poll, never spinning) until every byte is written:
  * while the host is not connected, virtio-serial holds writes back and so does
  * this. 0, or -1 with errno (logged) on failure; EMSGSIZE above VMC_MAX_PAYLOAD. */
-int vmc_channel_send(struct vmc_channel *ch, uint8_t type, const void *payload, size_t len);
+int vmc_channel_send(struct vmc_channel *ch, uint8_t type, uint16_t session, const void *payload, size_t len);
 
-/* Called for each whole frame the host sent: type, payload, payload length. */
-typedef void (*vmc_frame_handler)(void *ctx, uint8_t type, const uint8_t *payload, size_t len);
+/* Called for each whole frame the host sent: type, session, payload, payload length. */
+typedef void (*vmc_frame_handler)(void *ctx, uint8_t type, uint16_t session, const uint8_t *payload, size_t len);
 
 /* Read what the host sent and call handler for every complete frame (unknown
  * types are the handler's to skip). 1: read something or nothing pending; 0: the

@@ -86,8 +86,8 @@ int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char 
         goto out;
     }
     cfg->version = json_object_get_int(v);
-    if (cfg->version != VMC_PROTOCOL_VERSION) {
-        fail(err, errlen, "unsupported version %d (this agent reads %d)", cfg->version, VMC_PROTOCOL_VERSION);
+    if (cfg->version != VMC_CONFIG_VERSION) {
+        fail(err, errlen, "unsupported version %d (this agent reads %d)", cfg->version, VMC_CONFIG_VERSION);
         goto out;
     }
     if (get_string(root, "id", "", &cfg->id) < 0 || get_string(root, "hostname", NULL, &cfg->hostname) < 0 ||
@@ -121,36 +121,8 @@ int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char 
         fail(err, errlen, "\"process\" missing or not an object");
         goto out;
     }
-    size_t nargs = 0;
-    if (!json_object_object_get_ex(process, "args", &v) || !json_object_is_type(v, json_type_array) ||
-        (cfg->args = get_string_array(v, 0, &nargs)) == NULL || nargs == 0 || cfg->args[0][0] == '\0') {
-        fail(err, errlen, "\"process.args\" must be a non-empty array of strings");
+    if (vmc_process_parse(process, "process", &cfg->process, err, errlen) < 0)
         goto out;
-    }
-    if (json_object_object_get_ex(process, "env", &v) && v != NULL) {
-        if (!json_object_is_type(v, json_type_array) || (cfg->env = get_string_array(v, 1, &cfg->nenv)) == NULL) {
-            fail(err, errlen, "\"process.env\" must be an array of strings");
-            goto out;
-        }
-    } else if ((cfg->env = calloc(2, sizeof *cfg->env)) == NULL) {
-        fail(err, errlen, "out of memory");
-        goto out;
-    }
-    if (get_string(process, "cwd", "/", &cfg->cwd) < 0 || get_string(process, "user", "", &cfg->user) < 0) {
-        fail(err, errlen, "\"process.cwd\" and \"process.user\" must be strings");
-        goto out;
-    }
-    if (cfg->cwd[0] == '\0') {
-        free(cfg->cwd);
-        if ((cfg->cwd = strdup("/")) == NULL) {
-            fail(err, errlen, "out of memory");
-            goto out;
-        }
-    }
-    if (cfg->cwd[0] != '/') {
-        fail(err, errlen, "the working directory \"%s\" is invalid, it needs to be an absolute path", cfg->cwd);
-        goto out;
-    }
     rc = 0;
 out:
     if (root != NULL)
@@ -178,9 +150,93 @@ void vmc_config_free(struct vmc_config *cfg)
     free(cfg->resolv_conf);
     free(cfg->rootfs_serial);
     free(cfg->rootfs_fstype);
-    free_array(cfg->args);
-    free_array(cfg->env);
-    free(cfg->cwd);
-    free(cfg->user);
+    vmc_process_free(&cfg->process);
     memset(cfg, 0, sizeof *cfg);
+}
+
+void vmc_process_free(struct vmc_process *p)
+{
+    free_array(p->args);
+    free_array(p->env);
+    free(p->cwd);
+    free(p->user);
+    memset(p, 0, sizeof *p);
+}
+
+/* An optional boolean member: 0 (absent or null: *out = false), -1 wrong type. */
+static int get_bool(json_object *obj, const char *key, bool *out)
+{
+    json_object *v;
+    *out = false;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_boolean))
+        return -1;
+    *out = json_object_get_boolean(v);
+    return 0;
+}
+
+/* An optional integer member in 0..65535: 0 (absent or null: *out = 0), -1 otherwise. */
+static int get_u16(json_object *obj, const char *key, int *out)
+{
+    json_object *v;
+    *out = 0;
+    if (!json_object_object_get_ex(obj, key, &v) || v == NULL)
+        return 0;
+    if (!json_object_is_type(v, json_type_int))
+        return -1;
+    int64_t n = json_object_get_int64(v);
+    if (n < 0 || n > 65535)
+        return -1;
+    *out = (int)n;
+    return 0;
+}
+
+int vmc_process_parse(json_object *process, const char *what, struct vmc_process *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    json_object *v;
+    size_t nargs = 0;
+    if (!json_object_object_get_ex(process, "args", &v) || !json_object_is_type(v, json_type_array) ||
+        (p->args = get_string_array(v, 0, &nargs)) == NULL || nargs == 0 || p->args[0][0] == '\0') {
+        fail(err, errlen, "\"%s.args\" must be a non-empty array of strings", what);
+        goto bad;
+    }
+    if (json_object_object_get_ex(process, "env", &v) && v != NULL) {
+        if (!json_object_is_type(v, json_type_array) || (p->env = get_string_array(v, 1, &p->nenv)) == NULL) {
+            fail(err, errlen, "\"%s.env\" must be an array of strings", what);
+            goto bad;
+        }
+    } else if ((p->env = calloc(2, sizeof *p->env)) == NULL) {
+        fail(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (get_string(process, "cwd", "/", &p->cwd) < 0 || get_string(process, "user", "", &p->user) < 0) {
+        fail(err, errlen, "\"%s.cwd\" and \"%s.user\" must be strings", what, what);
+        goto bad;
+    }
+    if (get_bool(process, "tty", &p->tty) < 0 || get_bool(process, "stdin", &p->stdin) < 0 ||
+        get_bool(process, "init", &p->init) < 0) {
+        fail(err, errlen, "\"%s.tty\", \"%s.stdin\" and \"%s.init\" must be booleans", what, what, what);
+        goto bad;
+    }
+    if (get_u16(process, "rows", &p->rows) < 0 || get_u16(process, "cols", &p->cols) < 0) {
+        fail(err, errlen, "\"%s.rows\" and \"%s.cols\" must be integers from 0 to 65535", what, what);
+        goto bad;
+    }
+    if (p->cwd[0] == '\0') {
+        free(p->cwd);
+        if ((p->cwd = strdup("/")) == NULL) {
+            fail(err, errlen, "out of memory");
+            goto bad;
+        }
+    }
+    if (p->cwd[0] != '/') {
+        fail(err, errlen, "the working directory \"%s\" is invalid, it needs to be an absolute path", p->cwd);
+        goto bad;
+    }
+    return 0;
+bad:
+    vmc_process_free(p);
+    return -1;
 }

@@ -2,8 +2,22 @@
 #ifndef VMC_CONFIG_H
 #define VMC_CONFIG_H
 
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+/* A process to start: "process" of the config, or the payload of EXEC. */
+struct vmc_process {
+    char **args; /* NULL-terminated, at least one */
+    char **env;  /* NULL-terminated, with one spare slot (for HOME) */
+    size_t nenv;
+    char *cwd;  /* absolute; default "/" */
+    char *user; /* Docker's --user; default "" */
+    bool tty;   /* a PTY as stdin, stdout and stderr */
+    bool stdin; /* stdin fed by STDIN frames (else /dev/null, or the PTY) */
+    int rows, cols; /* initial PTY size; 0: leave the kernel's */
+    bool init;      /* config only: the agent's small init as PID 1 */
+};
 
 struct vmc_config {
     int version;
@@ -14,16 +28,17 @@ struct vmc_config {
     char *rootfs_serial;
     char *rootfs_fstype; /* default "ext4" */
     bool rootfs_readonly;
-    char **args; /* NULL-terminated, at least one */
-    char **env;  /* NULL-terminated */
-    size_t nenv;
-    char *cwd;  /* absolute; default "/" */
-    char *user; /* Docker's --user; default "" */
+    struct vmc_process process;
 };
 
 /* Parse text (len bytes). 0, or -1 with a message in err (the config is then
  * freed). Unknown keys are ignored, so that later versions can add some. */
 int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char *err, size_t errlen);
 void vmc_config_free(struct vmc_config *cfg);
+
+/* Parse a process object (`what` names it in messages: "process" or "exec").
+ * 0, or -1 with a message in err (p is then freed). */
+int vmc_process_parse(json_object *obj, const char *what, struct vmc_process *p, char *err, size_t errlen);
+void vmc_process_free(struct vmc_process *p);
 
 #endif

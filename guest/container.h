@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "spawn.h"
 
 /* Files the agent wrote, bind-mounted over the image's (NULL: leave the image's). */
 struct vmc_etc_files {
@@ -14,18 +15,9 @@ struct vmc_etc_files {
     const char *resolv_conf; /* over /etc/resolv.conf */
 };
 
-struct vmc_start {
-    pid_t pid;  /* in the agent's PID namespace */
-    int out_fd; /* read ends of the process's stdout and stderr, O_NONBLOCK|O_CLOEXEC */
-    int err_fd;
-    int exit_code;     /* START_ERROR: 125, 126 or 127 */
-    char message[1024]; /* START_ERROR: Docker's wording */
-};
-
-/* Fork the container's process and wait until execve succeeded or failed.
- * 0: started (pid, out_fd, err_fd); 1: start error (exit_code, message; the
- * child is reaped); -1: the agent itself failed (message). */
+/* Fork the container's process and wait until execve succeeded or failed
+ * (vmc_spawn's results). */
 int vmc_container_start(const struct vmc_config *cfg, const char *newroot, const struct vmc_etc_files *etc,
-                        struct vmc_start *st);
+                        struct vmc_spawned *st);
 
 #endif

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define VMC_PROTOCOL_VERSION 2
+/* "version" of /config.json (PROTOCOL.md, "Container config"). */
+#define VMC_CONFIG_VERSION 1
 #define VMC_AGENT_PORT_NAME "org.vmcontainer.agent.0"
 
 /* Frame header: type u8, flags u8, session u16, payload length u32, big-endian. */
@@ -39,12 +41,12 @@
 #define VMC_EXIT_CANNOT_EXECUTE 126
 #define VMC_EXIT_NOT_FOUND 127
 
-static inline void vmc_header_encode(uint8_t out[VMC_HEADER_SIZE], uint8_t type, uint32_t length)
+static inline void vmc_header_encode(uint8_t out[VMC_HEADER_SIZE], uint8_t type, uint16_t session, uint32_t length)
 {
     out[0] = type;
     out[1] = 0; /* flags */
-    out[2] = 0; /* reserved */
-    out[3] = 0;
+    out[2] = (uint8_t)(session >> 8);
+    out[3] = (uint8_t)session;
     out[4] = (uint8_t)(length >> 24);
     out[5] = (uint8_t)(length >> 16);
     out[6] = (uint8_t)(length >> 8);

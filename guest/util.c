@@ -38,7 +38,7 @@ static void log_frame(const char *msg)
     if (ch == NULL)
         return;
     log_channel = NULL; /* no recursion if sending the LOG frame itself fails */
-    vmc_channel_send(ch, VMC_MSG_LOG, msg, strlen(msg));
+    vmc_channel_send(ch, VMC_MSG_LOG, VMC_MAIN_SESSION, msg, strlen(msg));
     log_channel = ch;
 }
 
