@@ -8,7 +8,7 @@
 
 #define VMC_PROTOCOL_VERSION 2
 /* "version" of /config.json (PROTOCOL.md, "Container config"). */
-#define VMC_CONFIG_VERSION 1
+#define VMC_CONFIG_VERSION 2
 #define VMC_AGENT_PORT_NAME "org.vmcontainer.agent.0"
 
 /* Frame header: type u8, flags u8, session u16, payload length u32, big-endian. */

@@ -31,9 +31,13 @@ def inspect(d: Daemon, ref: str) -> dict[str, object]:
 @pytest.fixture
 def web(daemon: Daemon, name: str) -> Iterator[str]:
     r = docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
-               "echo hello > /tmp/greeting; trap 'echo got USR1' USR1; "
+               "echo hello > /tmp/greeting; trap 'echo got USR1' USR1; echo ready; "
                "while true; do sleep 0.2; done")
     assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 20  # the trap is set once "ready" is out
+    while "ready" not in docker(daemon, "logs", name).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     yield name
     docker(daemon, "rm", "-f", name)
 
@@ -140,7 +144,11 @@ def test_kill_signal_reaches_a_trap_and_top_lists_processes(daemon: Daemon, web:
 
 def test_stop_with_and_without_a_term_handler(daemon: Daemon, name: str) -> None:
     docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
-           "trap 'exit 0' TERM; while true; do sleep 0.1; done")
+           "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done")
+    deadline = time.monotonic() + 20  # the trap is set once "ready" is out
+    while "ready" not in docker(daemon, "logs", name).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     assert docker(daemon, "stop", name).returncode == 0
     assert inspect(daemon, name)["State"]["ExitCode"] == 0  # type: ignore[index]
     docker(daemon, "rm", name)

@@ -36,3 +36,9 @@ def test_limits_and_names_agree() -> None:
     assert py.HEADER.size == 8 and "#define VMC_HEADER_SIZE 8" in HEADER
     assert re.search(rf"#define VMC_MAX_HOST_PAYLOAD {py.MAX_HOST_PAYLOAD}u?\b", HEADER)
     assert f"payload is at most {py.MAX_HOST_PAYLOAD} bytes" in DOC
+
+
+def test_config_version_agrees() -> None:
+    from vmcontainer.guestlink.configdisk import CONFIG_VERSION
+    assert f"#define VMC_CONFIG_VERSION {CONFIG_VERSION}" in HEADER
+    assert f'  "version": {CONFIG_VERSION},' in DOC

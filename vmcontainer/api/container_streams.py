@@ -31,7 +31,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
     detaches (``detachKeys``, default ctrl-p,ctrl-q). With ``stdin`` and a container
     created with ``OpenStdin``, what the client sends goes to the process's stdin
     (from its start, for a client attached before ``start``); the client's EOF
-    closes that stdin when the container has ``StdinOnce`` (``docker run -i``)."""
+    closes that stdin when the container has ``StdinOnce`` (``docker run -i``) and
+    no TTY — with a TTY it stays open, as moby's ``CloseStdin && !TTY``: the docker
+    CLI half-closes when it sees the detach keys itself."""
     ref = _ref(request)
     eng = engine(request)
     c = eng.get(ref)
@@ -52,7 +54,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     resp = await hijack(request, stdin)
     try:
         await stream_with_stdin(resp, chunks, tty, stdin, write if with_stdin else None,
-                                keys, close_at_eof=bool(c.config.get("StdinOnce")))
+                                keys, close_at_eof=bool(c.config.get("StdinOnce")) and not tty)
     except (ConnectionError, VmcError) as err:
         log.debug("attach %s ended: %s", ref, err)
     return resp

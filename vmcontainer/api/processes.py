@@ -124,7 +124,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
         detached = await stream_with_stdin(
             resp, _only(started.output(), wanted), tty, stdin, started.write_stdin,
             detach_keys(params.text(request, "detachKeys"), inst.config.get("DetachKeys", "")),
-            close_at_eof=True)
+            close_at_eof=not tty)  # moby: CloseStdin && !TTY
     except (ConnectionError, VmcError) as err:
         log.debug("exec %s stream ended: %s", inst.id[:12], err)
         detached = True

@@ -25,7 +25,7 @@ from vmcontainer.engine.state import Status, now_rfc3339
 from vmcontainer.errors import NotModified, StartError, System
 from vmcontainer.guestlink.configdisk import write_config_disk
 from vmcontainer.guestlink.link import AgentLink
-from vmcontainer.guestlink.protocol import PORT_NAME, Frame, MsgType
+from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD, PORT_NAME, Frame, MsgType
 from vmcontainer.vm.backend import Machine
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
@@ -66,8 +66,12 @@ class Running:
 
     async def write_stdin(self, data: bytes, session: int = 0) -> None:
         """Bytes for the process's stdin; ``b""`` closes it (PROTOCOL.md STDIN)."""
-        if not self.exit_code.done():
-            await self.sessions.send(MsgType.STDIN, data, session)
+        if self.exit_code.done():
+            return
+        if not data:
+            await self.sessions.send(MsgType.STDIN, b"", session)
+        for i in range(0, len(data), MAX_HOST_PAYLOAD):  # the agent's frame limit
+            await self.sessions.send(MsgType.STDIN, data[i:i + MAX_HOST_PAYLOAD], session)
 
     async def resize(self, rows: int, cols: int, session: int = 0) -> None:
         """Set the window size of the process's PTY (PROTOCOL.md RESIZE)."""
