@@ -7,19 +7,26 @@ after a back-off: 100 ms, doubled after each restart up to 1 min, back to 100 ms
 once a run lasted 10 s or more. ``docker stop``/``kill`` cancel the policy until
 the next explicit start (moby: ``ExitOnNext``); ``docker start`` resets it.
 
-``RestartManager`` decides (pure logic); ``Restarts`` holds one per container and
-the pending restarts (asyncio tasks) so that stop/kill/remove can cancel them.
+``RestartManager`` decides (pure logic); ``Restarts`` holds one per container,
+records ``restarting`` and runs the pending restarts (asyncio tasks), which
+stop/kill/remove cancel.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vmcontainer.engine.container import Container
+from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.humanize import parse_time
+from vmcontainer.engine.state import Status
+from vmcontainer.errors import VmcError
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 FIRST_DELAY_S = 0.1
@@ -89,10 +96,21 @@ def run_seconds(c: Container) -> float:
         return 0.0
 
 
-class Restarts:
-    """Restart managers and pending restarts of all containers of one engine."""
+def record_exited(ctx: EngineContext, cid: str) -> Container:
+    """Record a ``restarting`` container as exited (its last exit code kept)."""
+    c = ctx.store.load(cid)
+    if c.state.status == Status.RESTARTING:
+        c = ctx.update(cid, state=c.state.move(Status.EXITED))
+    return c
 
-    def __init__(self) -> None:
+
+class Restarts:
+    """Restart managers and pending restarts of all containers of one engine;
+    ``boot`` starts a container record (the engine's start without its resets)."""
+
+    def __init__(self, ctx: EngineContext, boot: Callable[[Container], Awaitable[None]]) -> None:
+        self._ctx = ctx
+        self._boot = boot
         self._managers: dict[str, RestartManager] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._booting: dict[str, asyncio.Task[None]] = {}
@@ -102,10 +120,6 @@ class Restarts:
         if m is None:
             m = self._managers[c.id] = RestartManager.of(c)
         return m
-
-    def after_exit(self, c: Container) -> float | None:
-        """The back-off before restarting ``c`` (its record says exited), or None."""
-        return self.manager(c).decide(c.state.exit_code, c.manually_stopped, run_seconds(c))
 
     def reset(self, c: Container) -> None:
         """An explicit start: a fresh manager (policy re-read, back-off and count 0)."""
@@ -120,38 +134,73 @@ class Restarts:
     def forget(self, cid: str) -> None:
         self._managers.pop(cid, None)
 
-    def schedule(self, cid: str, delay: float,
-                 boot: Callable[[str], Awaitable[None]]) -> asyncio.Task[None]:
-        """Run ``boot(cid)`` after ``delay`` seconds, unless ``cancel`` comes first."""
+    def after_exit(self, c: Container) -> bool:
+        """``c``'s record has just been marked exited: when its policy says so,
+        record ``restarting`` (RestartCount + 1, as moby SetRestarting) and start it
+        again after the back-off. Returns whether a restart is scheduled."""
+        if c.state.status != Status.EXITED:
+            return False
+        delay = self.manager(c).decide(c.state.exit_code, c.manually_stopped, run_seconds(c))
+        if delay is None:
+            return False
+        self._ctx.update(c.id, state=c.state.move(Status.RESTARTING),
+                         restart_count=c.restart_count + 1)
+        cid = c.id
+
         async def later() -> None:
             await asyncio.sleep(delay)
             self._pending.pop(cid, None)
             self._booting[cid] = task
             try:
-                await boot(cid)
+                await self._restart(cid)
             finally:
                 self._booting.pop(cid, None)
 
         task = asyncio.ensure_future(later())
         self._pending[cid] = task
-        return task
+        return True
 
-    async def cancel(self, cid: str) -> bool:
-        """Cancel a restart that waits out its back-off (True when there was one);
-        a restart already booting is awaited to its end instead (the container then
-        runs, or has failed to start)."""
+    async def _restart(self, cid: str) -> None:
+        """A failed start leaves the container exited (moby ``daemon/monitor.go``)."""
+        try:
+            await self._boot(self._ctx.store.load(cid))
+        except VmcError as err:
+            log.warning("container %s: restart failed: %s", cid[:12], err)
+            with contextlib.suppress(VmcError):
+                record_exited(self._ctx, cid)
+
+    async def cancel(self, cid: str) -> Container | None:
+        """stop/kill/remove: cancel the policy. A restart waiting out its back-off
+        is dropped and the container recorded as exited: returns that record. A
+        restart already booting is awaited to its end instead (the container then
+        runs, or has failed to start): returns None, as when nothing was pending."""
+        self.cancel_policy(cid)
         booting = self._booting.get(cid)
         if booting is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(booting)
-            return False
+            return None
         task = self._pending.pop(cid, None)
         if task is None:
-            return False
+            return None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        return True
+        return record_exited(self._ctx, cid)
+
+    def to_restore(self, owned: set[str]) -> list[str]:
+        """At daemon start, after adoption: the containers to start by their policy
+        (``start_on_daemon_start``); ``owned``: IDs already watched. Records a
+        previous daemon left ``restarting`` become exited first."""
+        chosen = []
+        for c in self._ctx.store.all():
+            if c.id in owned or c.state.status in (Status.RUNNING, Status.PAUSED):
+                continue
+            if c.state.status == Status.RESTARTING:
+                c = record_exited(self._ctx, c.id)
+            if c.state.status == Status.EXITED and start_on_daemon_start(c):
+                chosen.append(c.id)
+        return chosen
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [*self._pending.values(), *self._booting.values()]

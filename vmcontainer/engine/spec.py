@@ -11,8 +11,9 @@ class ContainerSpec:
     """``cmd``/``entrypoint`` None means "the image's"; ``env`` holds ``KEY=VALUE``
     items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs * 1e9
     (0: default); ``name`` "" means a generated one; ``stop_signal`` "" means the
-    image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s; restart
-    policies other than ``no`` are refused until they are implemented."""
+    image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s;
+    ``restart_policy`` is Docker's name (``no``, ``always``, ``unless-stopped``,
+    ``on-failure``) and ``restart_max_retries`` its MaximumRetryCount (0: no limit)."""
 
     image: str
     cmd: tuple[str, ...] | None = None
