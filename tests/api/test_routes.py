@@ -126,7 +126,6 @@ def test_create_malformed(daemon: Daemon, raw: bytes, ctype: str, message: str) 
 def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
     for host, what in (({"Binds": ["/a:/b"]}, "bind mounts"),
                        ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "ports"),
-                       ({"RestartPolicy": {"Name": "always"}}, "restart policy"),
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
         assert r.status == 400 and what in r.message and "not supported" in r.message
@@ -142,6 +141,33 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
     r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {
         "RestartPolicy": {"Name": "bogus"}}})
     assert (r.status, r.message) == (400, "invalid restart policy 'bogus'")
+
+
+@pytest.mark.parametrize("host,message", [  # Docker 20.10's texts
+    ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}},
+     "maximum retry count cannot be used with restart policy 'always'"),
+    ({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}},
+     "maximum retry count cannot be negative"),
+    ({"RestartPolicy": {"Name": "always"}, "AutoRemove": True},
+     "can't create 'AutoRemove' container with restart policy"),
+])
+def test_create_restart_policy_errors(daemon: Daemon, host: dict[str, object],
+                                      message: str) -> None:
+    r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
+    assert (r.status, r.message) == (400, message)
+
+
+def test_pause_errors_of_a_created_container(daemon: Daemon, name: str) -> None:
+    cid = created(daemon, name, HostConfig={"RestartPolicy": {
+        "Name": "on-failure", "MaximumRetryCount": 2}})
+    doc = daemon.request("GET", f"/containers/{cid}/json").json()
+    assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert doc["RestartCount"] == 0
+    r = daemon.request("POST", f"/containers/{cid}/pause")
+    assert (r.status, r.message) == (409, f"Container {cid} is not running")
+    r = daemon.request("POST", f"/containers/{cid}/unpause")
+    assert (r.status, r.message) == (500, f"Container {cid} is not paused")
+    assert daemon.request("DELETE", f"/containers/{cid}").status == 204
 
 
 def test_create_ignores_unknown_fields(daemon: Daemon, name: str) -> None:
@@ -184,6 +210,7 @@ def test_create_missing_image_and_names(daemon: Daemon, name: str) -> None:
     ("GET", "/json"), ("POST", "/start"), ("POST", "/stop"), ("POST", "/restart"),
     ("POST", "/kill"), ("POST", "/wait"), ("POST", "/attach?stream=1&stdout=1"),
     ("GET", "/logs?stdout=1"), ("DELETE", ""), ("POST", "/rename?name=x2"),
+    ("POST", "/pause"), ("POST", "/unpause"),
 ])
 @pytest.mark.parametrize("ref", ["nosuchcontainer", "..%2F..%2Fetc%2Fpasswd", "%2e%2e",
                                  "a%00b"])

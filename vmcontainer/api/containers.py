@@ -1,6 +1,7 @@
-"""Container routes: create, inspect, list, start, stop, restart, kill, delete,
-rename, prune (moby ``container_routes.go``). Each handler parses the request, makes
-one engine call and sets the status; errors go to the error middleware."""
+"""Container routes: create, inspect, list, start, stop, restart, kill, pause,
+unpause, delete, rename, prune (moby ``container_routes.go``). Each handler parses
+the request, makes one engine call and sets the status; errors go to the error
+middleware."""
 
 from __future__ import annotations
 
@@ -102,6 +103,18 @@ async def kill(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def pause(request: web.Request) -> web.Response:
+    """Engine API v1.45 ContainerPause: 204; 409 when not running or already paused."""
+    await run_to_end(request, engine(request).pause(_ref(request)))
+    return web.Response(status=204)
+
+
+async def unpause(request: web.Request) -> web.Response:
+    """Engine API v1.45 ContainerUnpause: 204; 500 when not paused (as Docker)."""
+    await run_to_end(request, engine(request).unpause(_ref(request)))
+    return web.Response(status=204)
+
+
 async def remove(request: web.Request) -> web.Response:
     await run_to_end(request, engine(request).remove(
         _ref(request), force=params.flag(request, "force"), volumes=params.flag(request, "v")))
@@ -133,6 +146,8 @@ def routes() -> list[Route]:
         ("POST", "/containers/{id}/stop", stop),
         ("POST", "/containers/{id}/restart", restart),
         ("POST", "/containers/{id}/kill", kill),
+        ("POST", "/containers/{id}/pause", pause),
+        ("POST", "/containers/{id}/unpause", unpause),
         ("POST", "/containers/{id}/rename", rename),
         ("DELETE", "/containers/{id}", remove),
     ]

@@ -4,7 +4,7 @@
 Every field read is type-checked (a wrong type is a 400 naming the field); fields
 Docker knows and vmcontainer does not read are ignored, as Docker ignores unknown
 ones. Options whose silent loss would break the container's contract (bind mounts,
-published ports, restart policies, other log drivers or networks) are
+published ports, other log drivers or networks) are
 refused with a clear message until the engine supports them; minor ones become
 create ``Warnings``, which the docker CLI prints.
 """
@@ -122,8 +122,11 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
     if retries and policy != "on-failure":
         raise InvalidParameter(f"maximum retry count cannot be used with restart policy "
                                f"'{policy}'")
-    if policy not in ("", "no"):
-        raise _unsupported(f"restart policy '{policy}'")
+    if retries < 0:
+        raise InvalidParameter("maximum retry count cannot be negative")
+    auto_remove = host.flag("AutoRemove")
+    if auto_remove and policy not in ("", "no"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     log_type = host.sub("LogConfig").text("Type")
     if log_type not in ("", "json-file"):
         raise _unsupported(f"log driver '{log_type}' (only json-file)")
@@ -138,9 +141,9 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
         raise _unsupported(f"network mode '{network}'")
     if host.flag("Privileged"):
         warnings.append("Privileged has no meaning for a VM container; ignored")
-    return {"memory_bytes": memory, "nano_cpus": nano_cpus,
-            "auto_remove": host.flag("AutoRemove"), "init": host.flag("Init"),
-            "console_size": _console_size(host)}
+    return {"memory_bytes": memory, "nano_cpus": nano_cpus, "auto_remove": auto_remove,
+            "restart_policy": policy or "no", "restart_max_retries": retries,
+            "init": host.flag("Init"), "console_size": _console_size(host)}
 
 
 def _console_size(host: _Fields) -> tuple[int, int] | None:

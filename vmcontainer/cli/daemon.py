@@ -100,6 +100,9 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     adopted = await engine.adopt()
     if adopted:
         log.info("adopted %d running containers", len(adopted))
+    restored = await engine.restore()
+    if restored:
+        log.info("started %d containers by their restart policy", len(restored))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

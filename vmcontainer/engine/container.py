@@ -18,7 +18,11 @@ class Container:
     """One container. ``id`` is 64 hex digits; ``name`` has no leading slash;
     ``path``/``args`` is the process (entrypoint + cmd resolved against the image);
     ``image_id`` is ``sha256:<hex>``; ``boot`` records how the VM was booted
-    (kernel, initramfs, accelerator, machine type, timings) — empty until started."""
+    (kernel, initramfs, accelerator, machine type, timings) — empty until started.
+    ``restart_count`` counts restarts by the restart policy since the last explicit
+    start; ``manually_stopped`` is moby's HasBeenManuallyStopped (set by ``docker
+    stop``/``kill``, cleared by ``docker start``): an ``unless-stopped`` container
+    so marked is not started again when the daemon starts."""
 
     id: str
     name: str
@@ -31,6 +35,7 @@ class Container:
     state: State = field(default_factory=State)
     restart_count: int = 0
     boot: dict[str, Any] = field(default_factory=dict)
+    manually_stopped: bool = False
 
     @property
     def short_id(self) -> str:
@@ -45,6 +50,7 @@ class Container:
             "args": list(self.args), "image_id": self.image_id, "config": self.config,
             "host_config": self.host_config, "state": self.state.to_json(),
             "restart_count": self.restart_count, "boot": self.boot,
+            "manually_stopped": self.manually_stopped,
         }
 
     @classmethod
@@ -54,6 +60,7 @@ class Container:
             args=tuple(d["args"]), image_id=d["image_id"], config=d["config"],
             host_config=d["host_config"], state=State.from_json(d["state"]),
             restart_count=d.get("restart_count", 0), boot=d.get("boot", {}),
+            manually_stopped=d.get("manually_stopped", False),
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:

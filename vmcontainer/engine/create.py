@@ -14,6 +14,7 @@ from typing import Any
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.names import random_name, validate_name
 from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
+from vmcontainer.engine.restart import POLICIES
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.state import now_rfc3339
@@ -74,10 +75,10 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
             f"Range of CPUs is from 0.01 to {host_cpus}.00, as there are only "
             f"{host_cpus} CPUs available"
         )
-    if spec.restart_policy not in ("", "no"):
-        raise InvalidParameter(
-            f"restart policy {spec.restart_policy!r} is not supported by vmcontainer yet; "
-            "use \"no\"")
+    if spec.restart_policy not in POLICIES:
+        raise InvalidParameter(f"invalid restart policy '{spec.restart_policy}'")
+    if spec.auto_remove and spec.restart_policy not in ("", "no"):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     if spec.stop_signal:
         parse_signal(spec.stop_signal)
     return {

@@ -2,8 +2,10 @@
 output for attach, logs, events. The API layer makes one call per request.
 
 One process owns each running VM: here the daemon, which records every exit
-(``_watch``), publishes Docker's events and resolves waiters. VMs keep running
-when the daemon stops; ``adopt`` takes them back when it starts again.
+(``_watch``), publishes Docker's events, resolves waiters and applies the restart
+policy (``engine/restart.py``). VMs keep running when the daemon stops; ``adopt``
+takes them back when it starts again, paused ones staying paused, and ``restore``
+starts those the restart policy says to (moby ``daemon.restore``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import logging
 import os
 import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
-from vmcontainer.engine.broadcast import Broadcast, Chunk
+from vmcontainer.engine.broadcast import Broadcast
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
@@ -26,14 +28,16 @@ from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.execs import ExecManager
 from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
-from vmcontainer.engine.logs import LogFollower
 from vmcontainer.engine.names import validate_name
+from vmcontainer.engine.output import OutputMixin
+from vmcontainer.engine.pause import pause, unpause
+from vmcontainer.engine.processes import ProcessesMixin
 from vmcontainer.engine.remove import remove_container
+from vmcontainer.engine.restart import Restarts
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.start import Running, adopt_container, start_container
 from vmcontainer.engine.state import Status
-from vmcontainer.engine.top import check_ps_args, ps_ef
 from vmcontainer.errors import (
     Conflict,
     ContainerNotFound,
@@ -42,7 +46,6 @@ from vmcontainer.errors import (
     StartError,
     VmcError,
 )
-from vmcontainer.guestlink.protocol import MsgType
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine:
+class Engine(OutputMixin, ProcessesMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 
@@ -67,6 +70,7 @@ class Engine:
         self._waiters: dict[str, list[tuple[str, asyncio.Future[dict[str, Any]]]]] = (
             defaultdict(list))
         self._tasks: set[asyncio.Task[None]] = set()
+        self.restarts = Restarts(ctx, self._boot)
         self.execs = ExecManager(self._running.get)
         self.health = HealthMonitor(ctx, self.execs, self._publish)
 
@@ -98,7 +102,7 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         cs = self.ctx.store.all()
-        running = sum(c.state.status == Status.RUNNING for c in cs)
+        running = sum(c.state.status in (Status.RUNNING, Status.RESTARTING) for c in cs)
         paused = sum(c.state.status == Status.PAUSED for c in cs)
         return {
             "Containers": len(cs), "ContainersRunning": running, "ContainersPaused": paused,
@@ -116,9 +120,20 @@ class Engine:
         return c
 
     async def start(self, ref: str) -> None:
+        """Docker's start: resets the restart policy's count and back-off and the
+        user's stop (moby ``containerStart`` with resetRestartManager)."""
         c = self.get(ref)
+        if c.state.status == Status.PAUSED:
+            raise Conflict("cannot start a paused container, try unpause instead")
         if c.state.running:
             raise NotModified(f"container {c.id} is already running")
+        self.restarts.reset(c)
+        if c.restart_count or c.manually_stopped:
+            c = self.ctx.update(c.id, restart_count=0, manually_stopped=False)
+        await self._boot(c)
+
+    async def _boot(self, c: Container) -> None:
+        """Boot ``c`` (created, exited or restarting) and watch it."""
         output = self._outputs.setdefault(c.id, Broadcast())
         try:
             running = await start_container(self.ctx, c.id, output.publish)
@@ -147,19 +162,30 @@ class Engine:
         output.close()
         c = self.ctx.store.load(cid)
         self._publish("die", c, {"exitCode": str(code)})
+        restarting = self.restarts.after_exit(c)  # waiters fire on each exit, as moby's
         self._resolve(cid, ("not-running", "next-exit"), code)
-        if c.host_config.get("AutoRemove"):
+        if not restarting and c.host_config.get("AutoRemove"):
             await self._remove_now(cid)
 
     async def stop(self, ref: str, timeout: float | None = None) -> None:
         """STOPSIGNAL (default SIGTERM), wait ``timeout`` s (default: the container's
         StopTimeout or 10), then end the VM. Raises NotModified when not running."""
         c = self.get(ref)
+        if c.state.status == Status.RESTARTING:
+            stopped = await self.restarts.cancel(c.id)
+            if stopped is not None:  # Docker: no kill, no die; "stop", waiters get the code
+                self._mark_stopped(stopped)
+                self._publish("stop", stopped)
+                self._resolve(c.id, ("not-running", "next-exit"), stopped.state.exit_code)
+                return
+            c = self.get(c.id)  # the restart was booting: it runs now (or failed)
         running = self._running.get(c.id)
         if running is None:
             if c.state.running:  # running, but not ours: another process owns it
                 raise Conflict(f"container {c.id} is run by another vmcontainer process")
             raise NotModified(f"container {c.id} is not running")
+        self.restarts.cancel_policy(c.id)
+        self._mark_stopped(c)
         sig = parse_signal(c.config.get("StopSignal") or "SIGTERM")
         t = timeout if timeout is not None and timeout >= 0 else (
             c.config.get("StopTimeout") or DEFAULT_STOP_TIMEOUT_S)
@@ -168,6 +194,7 @@ class Engine:
     async def _stop(self, c: Container, running: Running, sig: int, t: float) -> None:
         self._publish("kill", c, {"signal": str(sig)})
         await running.signal(sig)
+        await self._unpause_for_signal(c.id, running)
         try:
             await asyncio.wait_for(running.wait(), t)
         except TimeoutError:
@@ -188,11 +215,25 @@ class Engine:
         guest has not reported the exit within KILL_GRACE_S."""
         n = parse_signal(sig)
         c = self.get(ref)
+        if c.state.status == Status.RESTARTING:
+            stopped = await self.restarts.cancel(c.id)
+            if stopped is not None:
+                self._mark_stopped(stopped)
+                self._resolve(c.id, ("not-running", "next-exit"), stopped.state.exit_code)
+                return  # Docker: 204, no event
+            c = self.get(c.id)
         running = self._running.get(c.id)
         if running is None:
             raise Conflict(f"Container {c.id} is not running")
+        stop_signal = c.config.get("StopSignal")
+        ends_run = not stop_signal or n == signal.SIGKILL or n == parse_signal(stop_signal)
+        if ends_run:  # moby killWithSignal: ExitOnNext, and a paused container resumes
+            self.restarts.cancel_policy(c.id)
+        self._mark_stopped(c)
         self._publish("kill", c, {"signal": str(n)})
         await running.signal(n)
+        if ends_run:
+            await self._unpause_for_signal(c.id, running)
         if n == signal.SIGKILL:
             try:
                 await asyncio.wait_for(running.wait(), KILL_GRACE_S)
@@ -200,6 +241,35 @@ class Engine:
                 await running.machine.kill()
                 await running.wait()
             await self._settled(c.id)
+
+    def _mark_stopped(self, c: Container) -> None:
+        """moby HasBeenManuallyStopped: ``unless-stopped`` stays down at daemon start."""
+        if not c.manually_stopped:
+            with contextlib.suppress(ContainerNotFound):
+                self.ctx.update(c.id, manually_stopped=True)
+
+    async def _unpause_for_signal(self, cid: str, running: Running) -> None:
+        """Resume a paused container after signalling it, so that the signal (waiting
+        in the agent channel) takes effect, as Docker does for stop and kill."""
+        c = self.ctx.store.load(cid)
+        if c.state.status == Status.PAUSED:
+            with contextlib.suppress(VmcError):
+                await unpause(self.ctx, c, running.machine)
+                self._publish("unpause", c)
+
+    async def pause(self, ref: str) -> None:
+        """``docker pause`` (Engine API v1.45, ContainerPause); errors: see engine/pause."""
+        c = self.get(ref)
+        running = self._running.get(c.id)
+        c = await pause(self.ctx, c, running.machine if running else None)
+        self._publish("pause", c)
+
+    async def unpause(self, ref: str) -> None:
+        """``docker unpause`` (Engine API v1.45, ContainerUnpause)."""
+        c = self.get(ref)
+        running = self._running.get(c.id)
+        c = await unpause(self.ctx, c, running.machine if running else None)
+        self._publish("unpause", c)
 
     async def _settled(self, cid: str) -> None:
         """Wait until ``_watch`` has recorded the exit of ``cid``."""
@@ -232,9 +302,14 @@ class Engine:
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
         if (c.id in self._running or c.state.running) and not force:
+            if c.state.status == Status.PAUSED:
+                raise Conflict(f'cannot remove container "/{c.name}": container is paused '
+                               "and must be unpaused first")
+            status = c.state.status if c.state.running else Status.RUNNING
             raise Conflict(
-                f'cannot remove container "/{c.name}": container is running: stop the '
+                f'cannot remove container "/{c.name}": container is {status}: stop the '
                 "container before removing or force remove")
+        await self.restarts.cancel(c.id)
         running = self._running.get(c.id)
         if running is not None:
             await running.machine.kill()
@@ -248,6 +323,7 @@ class Engine:
         except ContainerNotFound:  # already gone (auto-remove raced a client)
             return
         remove_container(self.ctx, cid, force=True)
+        self.restarts.forget(cid)
         self._publish("destroy", c)
         code = c.state.exit_code
         self._resolve(cid, WAIT_CONDITIONS, code)
@@ -274,113 +350,6 @@ class Engine:
                 deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": 0}
 
-    # -- processes ------------------------------------------------------------
-
-    async def stdin_target(self, ref: str, poll_s: float = 0.01) -> Running | None:
-        """The Running of ``ref`` once its process runs (for stdin attached before
-        ``start``, as ``docker run -i`` does); None when it ended or is gone first."""
-        cid = self.get(ref).id
-        while True:
-            running = self._running.get(cid)
-            if running is not None:
-                return running
-            try:
-                c = self.ctx.store.load(cid)
-            except ContainerNotFound:
-                return None
-            if c.state.status not in (Status.CREATED, Status.RUNNING) or \
-                    (c.state.status == Status.CREATED and c.state.error):
-                return None
-            await asyncio.sleep(poll_s)
-
-    async def resize(self, ref: str, rows: int, cols: int) -> None:
-        """Set the PTY window size of the main process. Raises Conflict when the
-        container is not running (Docker's text)."""
-        c = self.get(ref)
-        running = self._running.get(c.id)
-        if running is None:
-            raise Conflict(f"Container {c.id} is not running")
-        await running.resize(rows, cols)
-
-    async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]:
-        """Engine API ContainerTop: the guest's processes as ``ps -ef``."""
-        check_ps_args(ps_args)
-        c = self.get(ref)
-        running = self._running.get(c.id)
-        if running is None:
-            raise Conflict(f"Container {c.id} is not running")
-        if c.state.status == Status.PAUSED:
-            raise Conflict(f"Container {c.id} is paused, unpause the container before top")
-        answer = await running.sessions.request(MsgType.TOP, MsgType.PROCESSES)
-        return ps_ef(answer)
-
-    # -- output ---------------------------------------------------------------
-
-    async def logs(self, ref: str, *, follow: bool = False, since: float = 0,
-                   until: float = 0, tail: int = -1, timestamps: bool = False,
-                   stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:
-        """json-file entries as (stream, bytes); ``follow`` ends when the container
-        stops. ``since``/``until`` are Unix seconds (0: unbounded), ``tail`` -1: all."""
-        from vmcontainer.engine.humanize import parse_time
-        c = self.get(ref)
-        path = self.ctx.store.dir(c.id) / f"{c.id}-json.log"
-        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
-
-        def pick(entries: list[Any]) -> list[Chunk]:
-            out = []
-            for e in entries:
-                t = parse_time(e.time).timestamp()
-                if e.stream not in wanted or (since and t < since) or (until and t > until):
-                    continue
-                out.append((e.stream, (e.time.encode() + b" " if timestamps else b"") + e.data))
-            return out
-
-        reader = LogFollower(path)
-        try:
-            chosen = pick(reader.read_new())
-            for chunk in chosen[-tail:] if tail > 0 else chosen if tail < 0 else []:
-                yield chunk
-            while follow:
-                done = not self._still_running(c.id)
-                for chunk in pick(reader.read_new()):  # the open file outlives a removal
-                    yield chunk
-                if done:
-                    return
-                await asyncio.sleep(0.05)
-        finally:
-            reader.close()
-
-    def _still_running(self, cid: str) -> bool:
-        if cid in self._running:
-            return True
-        try:
-            return self.ctx.store.load(cid).state.running
-        except ContainerNotFound:
-            return False
-
-    def attach(self, ref: str, *, logs: bool = False, stream: bool = True,
-               stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:
-        """Subscribes now: with ``stream``, the live output of the current run (or of
-        the next one, for a container not started yet) until its process ends."""
-        c = self.get(ref)
-        live: AsyncIterator[Chunk] | None = None
-        if stream and (c.id in self._outputs or c.state.status == Status.CREATED
-                       or c.id in self._running):
-            live = self._outputs.setdefault(c.id, Broadcast()).subscribe()
-        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
-        return self._attached(c.id, logs, live, wanted)
-
-    async def _attached(self, cid: str, logs: bool, live: AsyncIterator[Chunk] | None,
-                        wanted: set[str]) -> AsyncIterator[Chunk]:
-        if logs:
-            async for chunk in self.logs(cid, stdout="stdout" in wanted,
-                                         stderr="stderr" in wanted):
-                yield chunk
-        if live is not None:
-            async for stream, data in live:
-                if stream in wanted:
-                    yield stream, data
-
     # -- plumbing -------------------------------------------------------------
 
     def _publish(self, action: str, c: Container, extra: dict[str, str] | None = None) -> None:
@@ -406,7 +375,7 @@ class Engine:
         killed and recorded as exited."""
         adopted = []
         for c in self.ctx.store.all():  # all() reconciles records of dead VMs
-            if not c.state.running or c.id in self._running:
+            if c.state.status not in (Status.RUNNING, Status.PAUSED) or c.id in self._running:
                 continue
             output = self._outputs.setdefault(c.id, Broadcast())
             try:
@@ -425,15 +394,33 @@ class Engine:
             adopted.append(c.id)
         return adopted
 
+    async def restore(self) -> builtins.list[str]:
+        """At daemon start, after ``adopt``: start, as ``docker start`` would and
+        all at once, the containers their restart policy says to (moby
+        ``daemon.restore``). Returns the IDs started."""
+        chosen = self.restarts.to_restore(set(self._running))
+
+        async def start(cid: str) -> str | None:
+            try:
+                await self.start(cid)
+                return cid
+            except VmcError as err:
+                log.warning("container %s: restart policy: cannot start: %s", cid[:12], err)
+                return None
+
+        started = await asyncio.gather(*(start(cid) for cid in chosen))
+        return [cid for cid in started if cid]
+
     async def close(self) -> None:
         """Stop watching (VMs keep running, for ``adopt`` by the next daemon)."""
         await self.health.close()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self.restarts.tasks()]:
             task.cancel()
         for running in list(self._running.values()):
             if running.task is not None:
                 running.task.cancel()
-        await asyncio.gather(*self._tasks, *(r.task for r in self._running.values() if r.task),
+        await asyncio.gather(*self._tasks, *self.restarts.tasks(),
+                             *(r.task for r in self._running.values() if r.task),
                              return_exceptions=True)
         for running in list(self._running.values()):
             await running.machine.release()

@@ -58,4 +58,6 @@ def ps_status(c: Container) -> str:
         return f"Up {human_duration(since(st.started_at))} (Paused)"
     if st.status == Status.EXITED:
         return f"Exited ({st.exit_code}) {human_duration(since(st.finished_at))} ago"
+    if st.status == Status.RESTARTING:
+        return f"Restarting ({st.exit_code}) {human_duration(since(st.finished_at))} ago"
     return st.status.capitalize()

@@ -11,10 +11,11 @@ class ContainerSpec:
     """``cmd``/``entrypoint`` None means "the image's"; ``env`` holds ``KEY=VALUE``
     items; ``memory_bytes`` 0 means the default VM size; ``nano_cpus`` is CPUs * 1e9
     (0: default); ``name`` "" means a generated one; ``stop_signal`` "" means the
-    image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s; restart
-    policies other than ``no`` are refused until they are implemented; ``init``
-    is ``docker run --init``; ``healthcheck`` a HealthConfig (Test, Interval,
-    Timeout, StartPeriod, Retries; durations in ns) overriding the image's."""
+    image's STOPSIGNAL or SIGTERM; ``stop_timeout`` None means 10 s;
+    ``restart_policy`` is Docker's name (``no``, ``always``, ``unless-stopped``,
+    ``on-failure``) and ``restart_max_retries`` its MaximumRetryCount (0: no limit);
+    ``init`` is ``docker run --init``; ``healthcheck`` a HealthConfig (Test,
+    Interval, Timeout, StartPeriod, Retries; durations in ns) overriding the image's."""
 
     image: str
     cmd: tuple[str, ...] | None = None

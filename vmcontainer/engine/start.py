@@ -122,7 +122,7 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     Unavailable when the VM cannot boot (the record then holds the error).
     """
     c = ctx.store.find(ref)
-    if c.state.running:
+    if c.state.running and c.state.status != Status.RESTARTING:  # restart policy's start
         raise NotModified(f"container {c.name} is already running")
     directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()

@@ -67,13 +67,14 @@ class ContainerStore:
     def load(self, cid: str) -> Container:
         """The record of ``cid``, reconciled: a record that says running while its
         hypervisor process is gone (the process watching the VM was killed) is
-        saved and returned as exited with 137. Raises ContainerNotFound."""
+        saved and returned as exited with 137 (a ``restarting`` record has no VM: the
+        daemon's restart policy handles it). Raises ContainerNotFound."""
         try:
             data = json.loads((self.dir(cid) / RECORD).read_text())
         except FileNotFoundError as err:
             raise ContainerNotFound(cid) from err
         c = Container.from_json(data)
-        if c.state.running and not _vm_alive(c):
+        if c.state.status in (Status.RUNNING, Status.PAUSED) and not _vm_alive(c):
             c = c.with_state(c.state.move(
                 Status.EXITED, pid=0, exit_code=137, finished_at=now_rfc3339(),
                 error="the VM ended while no vmcontainer process was watching it"))

@@ -35,6 +35,14 @@ class Machine(Protocol):
     async def kill(self) -> None:
         """End the VM at once."""
 
+    async def pause(self) -> None:
+        """Freeze every vCPU (``docker pause``); the hypervisor process, its sockets
+        and the guest's memory stay as they are. Raises System when the hypervisor
+        does not answer."""
+
+    async def resume(self) -> None:
+        """Let a paused VM run on (``docker unpause``). Raises System as ``pause``."""
+
     def failure(self) -> str | None:
         """Why the hypervisor ended on its own with an error, as one line, or None."""
 

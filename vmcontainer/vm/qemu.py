@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from vmcontainer.errors import InvalidParameter, Unavailable
+from vmcontainer.errors import InvalidParameter, System, Unavailable
 from vmcontainer.vm.host import host_tsc_khz
 from vmcontainer.vm.process import WatchedProcess
 from vmcontainer.vm.spec import MachineSpec
@@ -173,6 +173,27 @@ class QemuMachine:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
         await self.wait()
+
+    async def pause(self) -> None:
+        """QMP ``stop``: vCPUs halt; QEMU's main loop (QMP, chardevs) keeps running."""
+        await self._command("stop")
+
+    async def resume(self) -> None:
+        """QMP ``cont``."""
+        await self._command("cont")
+
+    async def _command(self, command: str, timeout: float = 10.0) -> None:
+        """Execute one QMP command, waiting for the QMP connection first. Raises
+        System when QEMU has ended or does not answer."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._qmp_task), timeout)
+            if self._qmp is None or self._proc.returncode is not None:
+                raise System(f"QMP {command}: the VM has ended")
+            await asyncio.wait_for(self._qmp.execute(command), timeout)
+        except System:
+            raise
+        except Exception as err:
+            raise System(f"QMP {command} failed: {err or type(err).__name__}") from err
 
     def failure(self) -> str | None:
         """QEMU's own error line (from qemu.log) when it exited non-zero unasked."""
