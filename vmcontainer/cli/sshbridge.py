@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -29,6 +30,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from vmcontainer.errors import System
+
+log = logging.getLogger(__name__)
 
 #: What the remote host runs for each connection (docker's is
 #: ``docker system dial-stdio``).
@@ -93,7 +96,8 @@ class SshBridge:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._listener.close()
-        self._client.close()
+        with contextlib.suppress(Exception):
+            self._client.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _accept(self) -> None:
@@ -106,6 +110,17 @@ class SshBridge:
                              name="ssh-bridge").start()
 
     def _bridge(self, conn: socket.socket) -> None:
+        """One API connection. Errors after the session opened end it quietly:
+        they come from the command exiting (the bridge is closed at exit while
+        docker-py's pooled connections are still open), not from the user."""
+        try:
+            self._bridge_session(conn)
+        except Exception:
+            log.debug("SSH bridge connection ended", exc_info=True)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def _bridge_session(self, conn: socket.socket) -> None:
         try:
             chan = self._transport.open_session()
             chan.exec_command(REMOTE_COMMAND)
@@ -135,7 +150,7 @@ def _local_to_channel(conn: socket.socket, chan: Any) -> None:
         while data := conn.recv(CHUNK):
             chan.sendall(data)
         chan.shutdown_write()
-    except OSError:
+    except Exception:
         with contextlib.suppress(Exception):
             chan.close()
 
