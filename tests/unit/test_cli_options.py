@@ -46,3 +46,4 @@ def test_human_duration() -> None:
     assert human_duration(5) == "5 seconds"
     assert human_duration(90) == "About a minute"
     assert human_duration(3 * 3600) == "3 hours"
+

@@ -124,10 +124,43 @@ async def _read_all(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class GoObject(dict[str, Any]):
+    """A JSON object read as Go's encoding/json reads into a struct, which the
+    Engine API is: an exact key first, else a case-insensitive match, so
+    ``{"detachKeys": ...}`` (as docker-py sends it) means ``DetachKeys``."""
+
+    def _fold(self, key: object) -> Any:
+        if isinstance(key, str):
+            low = key.lower()
+            for k in dict.keys(self):
+                if k.lower() == low:
+                    return k
+        return _MISSING
+
+    def __missing__(self, key: str) -> Any:
+        k = self._fold(key)
+        if k is _MISSING:
+            raise KeyError(key)
+        return dict.__getitem__(self, k)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        k = self._fold(key)
+        return default if k is _MISSING else dict.__getitem__(self, k)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or self._fold(key) is not _MISSING
+
+
+_MISSING = object()
+
+
 async def json_body(request: web.Request, *, required: bool = True) -> Any:
     """The request's JSON document. Docker's rules: a body must be declared
     ``application/json`` (no Content-Type is accepted too); an empty body is an
-    error unless not ``required`` (then None)."""
+    error unless not ``required`` (then None). Objects are GoObjects (keys matched
+    case-insensitively when there is no exact match)."""
     ctype = request.headers.get("Content-Type", "")
     if request.can_read_body and ctype and \
             ctype.split(";")[0].strip().lower() != "application/json":
@@ -144,6 +177,6 @@ async def json_body(request: web.Request, *, required: bool = True) -> Any:
             raise InvalidParameter("invalid JSON: got EOF while reading request body")
         return None
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=GoObject)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidParameter(f"invalid JSON: {err}") from None

@@ -20,7 +20,7 @@ from vmcontainer.api.compat import Route
 from vmcontainer.api.responses import json_response
 from vmcontainer.api.stdin import detach_keys, stream_with_stdin
 from vmcontainer.api.streams import StdinQueue, encode, hijack
-from vmcontainer.engine.execs import ExecInstance, ExecStarted
+from vmcontainer.engine.execs import ExecInstance
 from vmcontainer.errors import Conflict, InvalidParameter, StartError, VmcError
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,13 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     eng.execs.check_startable(inst, c)
     if body.get("Detach"):
         started = await eng.execs.start(inst, c, console)
+        started.detach()
         eng.publish(_exec_action("exec_start", inst), c, {"execID": inst.id})
-        eng.spawn(_drain(eng, inst, started))
+        eng.spawn(_publish_end(eng, inst))
         return web.Response(status=200)
+    # Framing follows the start request's Tty, not the exec's (moby
+    # postContainerExecStart: stdcopy writers unless execStartCheck.Tty).
+    raw = bool(body.get("Tty"))
     tty = bool(inst.config.get("Tty"))
     stdin = StdinQueue() if inst.config.get("AttachStdin") else None
     resp = await hijack(request, stdin)
@@ -115,23 +119,22 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
         started = await eng.execs.start(inst, c, console)
     except VmcError as err:
         with contextlib.suppress(ConnectionError):
-            await resp.write(encode(("stdout", _runtime_error(err)), tty))
+            await resp.write(encode(("stdout", _runtime_error(err)), raw))
         return resp
     eng.publish(_exec_action("exec_start", inst), c, {"execID": inst.id})
     wanted = {s for s, k in (("stdout", "AttachStdout"), ("stderr", "AttachStderr"))
               if inst.config.get(k)}
     try:
         detached = await stream_with_stdin(
-            resp, _only(started.output(), wanted), tty, stdin, started.write_stdin,
+            resp, _only(started.output(), wanted), raw, stdin, started.write_stdin,
             detach_keys(params.text(request, "detachKeys"), inst.config.get("DetachKeys", "")),
             close_at_eof=not tty)  # moby: CloseStdin && !TTY
     except (ConnectionError, VmcError) as err:
         log.debug("exec %s stream ended: %s", inst.id[:12], err)
         detached = True
     if detached:
-        eng.spawn(_drain(eng, inst, started))
-    else:
-        eng.publish("exec_die", c, {"execID": inst.id, "exitCode": str(inst.exit_code)})
+        started.detach()
+    eng.spawn(_publish_end(eng, inst))
     return resp
 
 
@@ -145,10 +148,9 @@ async def _only(chunks: AsyncIterator[Chunk], wanted: set[str]) -> AsyncIterator
             yield stream, data
 
 
-async def _drain(eng: Any, inst: ExecInstance, started: ExecStarted) -> None:
-    """Consume a detached exec's output until it ends, then record its end."""
-    async for _ in started.output():
-        pass
+async def _publish_end(eng: Any, inst: ExecInstance) -> None:
+    """``exec_die`` with the exit code once the process has ended."""
+    await inst.done.wait()
     with contextlib.suppress(VmcError):
         eng.publish("exec_die", eng.get(inst.container_id),
                     {"execID": inst.id, "exitCode": str(inst.exit_code)})

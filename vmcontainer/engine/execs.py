@@ -70,11 +70,43 @@ class ExecInstance:
 
 
 class ExecStarted:
-    """A started exec: its output until it ends (``output``), its stdin, resize."""
+    """A started exec: its output until it ends (``output``), its stdin, resize.
+
+    Its session's frames are consumed from the start by a task of its own, so the
+    process never stalls the VM's other sessions and its end is recorded even when
+    no client reads (``docker exec -d``, or a client that detached)."""
 
     def __init__(self, inst: ExecInstance, running: Running) -> None:
         self.inst = inst
         self._running = running
+        self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+        self._detached = False
+        self._task = asyncio.ensure_future(self._consume())
+
+    async def _consume(self) -> None:
+        try:
+            async for frame in self._running.sessions.frames(self.inst.session):
+                if frame.type in (MsgType.STDOUT, MsgType.STDERR) and not self._detached:
+                    stream = "stdout" if frame.type == MsgType.STDOUT else "stderr"
+                    self._queue.put_nowait((stream, frame.payload))
+                elif frame.type == MsgType.EXIT:
+                    self.inst.exit_code = int(frame.json().get("exit_code", 255))
+        finally:
+            if self.inst.exit_code is None:
+                self.inst.exit_code = 137  # the VM went away first
+            self.inst.running = False
+            self.inst.finished_at = time.monotonic()
+            self.inst.done.set()
+            self._queue.put_nowait(None)
+
+    def detach(self) -> None:
+        """Nobody reads the output any more: drop it from now on."""
+        self._detached = True
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._queue.put_nowait(None)
+                break
 
     async def write_stdin(self, data: bytes) -> None:
         if self.inst.running:
@@ -90,22 +122,11 @@ class ExecStarted:
             await self._running.resize(rows, cols, self.inst.session)
 
     async def output(self) -> AsyncIterator[Chunk]:
-        """(stream, bytes) as the process writes them; at its end the instance
-        holds the exit code (137 when the VM went away first)."""
-        try:
-            async for frame in self._running.sessions.frames(self.inst.session):
-                if frame.type == MsgType.STDOUT:
-                    yield "stdout", frame.payload
-                elif frame.type == MsgType.STDERR:
-                    yield "stderr", frame.payload
-                elif frame.type == MsgType.EXIT:
-                    self.inst.exit_code = int(frame.json().get("exit_code", 255))
-        finally:
-            if self.inst.exit_code is None:
-                self.inst.exit_code = 137
-            self.inst.running = False
-            self.inst.finished_at = time.monotonic()
-            self.inst.done.set()
+        """(stream, bytes) as the process writes them, until it ends; the instance
+        then holds the exit code (137 when the VM went away first)."""
+        while (item := await self._queue.get()) is not None:
+            yield item
+        self._queue.put_nowait(None)
 
 
 class ExecManager:
