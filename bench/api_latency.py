@@ -1,6 +1,6 @@
 """Engine API latency through the real docker CLI: ``docker ps`` with 20 running
-containers and ``docker run -d``, vmcontainer's daemon against a reference engine,
-medians from one run.
+containers, ``docker run -d`` and ``docker exec <one of them> true``, vmcontainer's
+daemon against a reference engine, medians from one run.
 
     python bench/api_latency.py [-n 10] [--containers 20] [--reference unix:///path.sock]
 
@@ -106,9 +106,12 @@ def measure(sock: Path, archive: Path, n: int, count: int) -> dict[str, float]:
     ps = [docker(sock, "ps") for _ in range(n)]
     ids = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
                          env={**os.environ, "DOCKER_HOST": f"unix://{sock}"}).stdout.split()
+    docker(sock, "exec", ids[0], "true")  # warm
+    execs = [docker(sock, "exec", ids[0], "true") for _ in range(n)]
     if ids:
         docker(sock, "rm", "-f", *ids)
-    return {"run -d": statistics.median(runs), "ps": statistics.median(ps)}
+    return {"run -d": statistics.median(runs), "ps": statistics.median(ps),
+            "exec": statistics.median(execs)}
 
 
 def main() -> None:
@@ -135,7 +138,7 @@ def main() -> None:
             with podman_service(tmp) as sock:
                 pod = measure(sock, archive, args.n, args.containers)
     print(f"{args.containers} running containers; medians of {args.n}")
-    for key in ("ps", "run -d"):
+    for key in ("ps", "run -d", "exec"):
         line = f"docker {key:7s} vmcontainer {vmc[key]:.3f}s"
         if pod:
             line += f"   {ref_name} {pod[key]:.3f}s   ratio {vmc[key] / pod[key]:.2f}"
