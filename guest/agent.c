@@ -28,6 +28,7 @@
 #include "channel.h"
 #include "config.h"
 #include "container.h"
+#include "net.h"
 #include "protocol.h"
 #include "reply.h"
 #include "session.h"
@@ -262,6 +263,7 @@ int main(void)
 {
     int64_t t_init = boottime_ms();
     early_mounts();
+    vmc_loopback_up();
     umask(022);
 
     sigset_t mask;

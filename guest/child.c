@@ -160,9 +160,10 @@ void vmc_child_exec(const struct vmc_process *p, const struct vmc_child_io *io, 
     if (vmc_user_resolve(p->user, "/etc/passwd", "/etc/group", &user, msg, sizeof msg) < 0)
         vmc_child_fail(VMC_EXIT_SETUP_FAILED, "%s", msg);
 
-    /* The working directory is created if missing (as Docker does), as root. */
+    /* The main process's working directory is created if missing (as Docker
+     * does), as root; an exec's is not (Docker's exec fails to chdir). */
     const char *failed_at = NULL;
-    if (vmc_mkdir_p(p->cwd, 0755, &failed_at) < 0) {
+    if (p->make_cwd && vmc_mkdir_p(p->cwd, 0755, &failed_at) < 0) {
         int e = errno;
         vmc_child_fail(VMC_EXIT_SETUP_FAILED, "mkdir %s (working directory %s): %s (errno %d)", failed_at, p->cwd,
                        strerror(e), e);

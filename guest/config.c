@@ -195,6 +195,7 @@ static int get_u16(json_object *obj, const char *key, int *out)
 int vmc_process_parse(json_object *process, const char *what, struct vmc_process *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
+    p->make_cwd = strcmp(what, "process") == 0;
     json_object *v;
     size_t nargs = 0;
     if (!json_object_object_get_ex(process, "args", &v) || !json_object_is_type(v, json_type_array) ||

@@ -188,3 +188,35 @@ def test_health_check_turns_healthy_then_unhealthy(daemon: Daemon, name: str) ->
     health = inspect(daemon, name)["State"]["Health"]  # type: ignore[index]
     assert health["FailingStreak"] >= 1 and health["Log"][-1]["ExitCode"] == 1
     docker(daemon, "rm", "-f", name)
+
+
+def test_loopback_is_up(daemon: Daemon) -> None:
+    """As in every Docker container, even with --network none."""
+    r = docker(daemon, "run", "--rm", "busybox", "sh", "-c",
+               "(nc -l -p 8080 -e echo served &); sleep 0.5; nc 127.0.0.1 8080")
+    assert (r.returncode, r.stdout) == (0, "served\n"), r.stderr
+
+
+def test_exec_start_failures_as_docker(daemon: Daemon, web: str) -> None:
+    r = docker(daemon, "exec", "-w", "/nonexistent", web, "pwd")
+    assert r.returncode == 126 and "chdir to cwd" in r.stdout + r.stderr
+    assert docker(daemon, "exec", web, "test", "-e", "/nonexistent").returncode == 1
+    r = docker(daemon, "exec", "-u", "nosuchuser", web, "true")
+    assert r.returncode == 126 and "unable to find user nosuchuser" in r.stdout + r.stderr
+    r = docker(daemon, "exec", web, "")
+    assert r.returncode == 127 and 'exec: "": executable file not found' in r.stdout + r.stderr
+    assert json.loads(docker(daemon, "inspect", web).stdout)[0]["State"]["Running"]
+
+
+def test_failed_boot_with_rm_leaves_nothing(daemon: Daemon, name: str) -> None:
+    r = docker(daemon, "run", "--rm", "--name", name, "-m", "1000g", "busybox", "true")
+    assert r.returncode == 125, r.stderr
+    assert name not in docker(daemon, "ps", "-a").stdout
+
+
+def test_unsupported_options_are_refused_not_ignored(daemon: Daemon) -> None:
+    for flags in (["--read-only"], ["--mount", "type=tmpfs,dst=/x"], ["--tmpfs", "/x"],
+                  ["--cap-drop", "ALL"], ["--pid", "host"], ["--ulimit", "nofile=10:10"]):
+        r = docker(daemon, "run", "--rm", *flags, "busybox", "true")
+        assert r.returncode == 125 and ("vmcontainer" in r.stderr or "VM container" in r.stderr), (
+            flags, r.stderr)

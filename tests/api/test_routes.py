@@ -135,7 +135,12 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
             ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 5}},
              "Interval in Healthcheck cannot be less than 1ms"),
             ({"Healthcheck": {"Retries": -1}}, "Retries in Healthcheck cannot be negative"),
-            ({"OpenStdin": "yes"}, 'invalid value for "OpenStdin": expected a boolean')):
+            ({"OpenStdin": "yes"}, 'invalid value for "OpenStdin": expected a boolean'),
+            ({"Labels": {"a": 1}}, 'invalid value for "Labels": expected an object of '
+                                   "strings, got object"),
+            ({"Cmd": ["a\u0000b"]}, 'invalid value for "Cmd": contains a NUL byte'),
+            ({"HostConfig": {"ReadonlyRootfs": True}}, "read-only root filesystem"),
+            ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", **body})
         assert r.status == 400 and message in r.message, r.message
     r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {
@@ -316,3 +321,22 @@ def test_a_body_sent_in_pieces_is_read_whole(daemon: Daemon, name: str) -> None:
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 201"), reply[:300]
     daemon.request("DELETE", f"/containers/{name}")
+
+
+def test_resize_and_exec_bad_input(daemon: Daemon, name: str) -> None:
+    r = daemon.request("POST", "/containers/nosuch/resize")
+    assert (r.status, r.message) == (400, 'strconv.Atoi: parsing "": invalid syntax')
+    r = daemon.request("POST", "/containers/nosuch/resize?h=10&w=x")
+    assert r.status == 400
+    assert daemon.request("POST", "/containers/nosuch/resize?h=10&w=10").status == 404
+    assert daemon.request("GET", "/exec/nosuch/json").status == 404
+    assert daemon.request("POST", "/exec/nosuch/start", b"{}",
+                          {"Content-Type": "application/json"}).status == 404
+    cid = created(daemon, name)
+    r = daemon.post_json(f"/containers/{cid}/exec", {"Cmd": []})
+    assert (r.status, r.message) == (400, "No exec command specified")
+    r = daemon.post_json(f"/containers/{cid}/exec", {"Cmd": ["true"]})
+    assert r.status == 409 and "is not running" in r.message
+    r = daemon.post_json(f"/containers/{cid}/exec", {"Cmd": ["true"], "DetachKeys": "ctrl-"})
+    assert r.status == 400 and "Invalid escape keys" in r.message
+    daemon.request("DELETE", f"/containers/{cid}")

@@ -193,13 +193,16 @@ async def test_exec(vm: Any) -> None:
     main = "echo main > /tmp/mainfile; echo ready; exec sleep 600"
     async with vm({"args": ["sh", "-c", main]}) as g:
         await g.output_until(0, b"ready")
-        # exit code, env, cwd (created), user, the main process's files and hostname
+        # a missing cwd is a start error (125 from the agent; 126 for the user)
+        missing = await g.exec(9, ["pwd"], cwd="/tmp/work")
+        assert missing["type"] == MsgType.START_ERROR and "chdir to cwd" in missing["message"]
+        # exit code, env, cwd, user, the main process's files and hostname
         started = await g.exec(1, ["sh", "-c", "echo $FOO; pwd; id -u; cat /tmp/mainfile; "
                                    "hostname; echo oops >&2; exit 3"],
-                               env=["FOO=bar"], cwd="/tmp/work")
+                               env=["FOO=bar"], cwd="/tmp")
         assert started["type"] == MsgType.STARTED and started["pid"] > 1
         out, err, ex = await g.run(1)
-        assert out == f"bar\n/tmp/work\n0\nmain\n{HOSTNAME}\n".encode() and err == b"oops\n"
+        assert out == f"bar\n/tmp\n0\nmain\n{HOSTNAME}\n".encode() and err == b"oops\n"
         assert ex == {"exit_code": 3, "signal": None, "oom_killed": False}
 
         assert (await g.exec(2, ["id", "-u"], user="nobody"))["type"] == MsgType.STARTED

@@ -64,3 +64,40 @@ def test_a_daemon_that_cannot_start_says_why(tmp_path: Path, boot_assets: object
     assert "(held by process 4242)" in r.stderr
     assert "Traceback" not in r.stderr
     assert not v.sock.exists()
+
+
+def test_unusable_data_root_is_one_line(tmp_path: Path, boot_assets: object) -> None:
+    (tmp_path / "file").write_text("x")
+    v = Vmc(tmp_path / "file" / "root")
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "ps"], env=v.env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "cannot start the vmcontainer daemon:" in r.stderr and "Not a directory" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_daemon_killed_under_a_foreground_run(tmp_path: Path, boot_assets: object) -> None:
+    """The docker CLI's one line and 125; the container survives in its VM and the
+    next command's daemon adopts it."""
+    from imagebuild import busybox_rootfs_tar
+
+    v = Vmc(tmp_path / "root")
+    tarball = tmp_path / "rootfs.tar"
+    tarball.write_bytes(busybox_rootfs_tar())
+    try:
+        v("import", str(tarball), "busybox", check=True)
+        p = subprocess.Popen([sys.executable, "-m", "vmcontainer", "run", "--name", "fg",
+                              "busybox", "sh", "-c", "echo up; sleep 60"], env=v.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.stdout is not None and p.stdout.readline() == b"up\n"
+        pid = v.daemon_pid()
+        assert pid is not None
+        os.kill(pid, 9)
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 125, err
+        assert b"error waiting for container: unexpected EOF" in err
+        assert b"Traceback" not in err
+        assert " Up " in next(ln for ln in v("ps").out.splitlines() if "fg" in ln)
+        v("rm", "-f", "fg", check=True)
+    finally:
+        v.stop_daemon()

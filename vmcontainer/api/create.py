@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vmcontainer.api.createchecks import refuse_unsupported
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
 
@@ -96,10 +97,14 @@ class _Fields:
 
 
 def _kind(value: object) -> str:
+    """The JSON name of ``value``'s type (objects may be GoObjects, a dict subclass)."""
     if value is None:
         return "null"
-    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
-            dict: "object"}.get(type(value), type(value).__name__)
+    for kind, name in ((bool, "boolean"), (int, "number"), (float, "number"),
+                       (str, "string"), (list, "array"), (dict, "object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _unsupported(what: str) -> InvalidParameter:
@@ -191,6 +196,7 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
     if not image:
         raise InvalidParameter('invalid value for "Image": an image is required')
     warnings: list[str] = []
+    refuse_unsupported(cfg.doc, cfg.sub("HostConfig").doc, warnings)
     stop_timeout = (cfg.integer("StopTimeout") if cfg.doc.get("StopTimeout") is not None
                     else None)
     host = _host_config(cfg.sub("HostConfig"), warnings)

@@ -157,6 +157,10 @@ async def _publish_end(eng: Any, inst: ExecInstance) -> None:
 
 
 def _size(request: web.Request) -> tuple[int, int]:
+    """``h`` and ``w``, both required (moby: ``strconv.Atoi`` of each)."""
+    for key in ("h", "w"):
+        if not params.text(request, key).strip():
+            raise InvalidParameter('strconv.Atoi: parsing "": invalid syntax')
     rows, cols = params.integer(request, "h", 0), params.integer(request, "w", 0)
     if not (0 <= rows <= 0xFFFF and 0 <= cols <= 0xFFFF):
         raise InvalidParameter("h and w must be between 0 and 65535")

@@ -17,7 +17,6 @@ lock file in the data root: exactly one daemon starts.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import socket
@@ -80,27 +79,36 @@ def ensure_daemon(path: Path) -> None:
     progress = BuildProgress()
     try:
         ensure_boot_assets(settings.boot_dir, progress)
+        settings.root.mkdir(parents=True, exist_ok=True)
+        lock = _lock(settings.root / "daemon-autostart.lock")
+    except OSError as err:
+        where = err.filename or settings.root
+        raise DaemonUnavailable(f"cannot start the vmcontainer daemon: {where}: "
+                                f"{err.strerror or err}") from None
     finally:
         progress.close()
-    settings.root.mkdir(parents=True, exist_ok=True)
-    with _locked(settings.root / "daemon-autostart.lock"):
-        if answers(path):
-            return
-        log_path = settings.root / "daemon.log"
-        with open(log_path, "ab") as log:
-            start = log.tell()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{path}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not answers(path):
-            if proc.poll() is not None:
-                raise DaemonUnavailable(
-                    f"the vmcontainer daemon did not start: {_tail(log_path, start)}")
-            if time.monotonic() > deadline:
-                raise DaemonUnavailable(f"the vmcontainer daemon did not answer on {path} "
-                                        f"within {START_TIMEOUT_S:.0f} s; see {log_path}")
-            time.sleep(0.02)
+    try:
+        if not answers(path):  # another command may have started it meanwhile
+            _start_daemon(path, settings.root / "daemon.log")
+    finally:
+        os.close(lock)
+
+
+def _start_daemon(path: Path, log_path: Path) -> None:
+    with open(log_path, "ab") as log:
+        start = log.tell()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{path}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not answers(path):
+        if proc.poll() is not None:
+            raise DaemonUnavailable(
+                f"the vmcontainer daemon did not start: {_tail(log_path, start)}")
+        if time.monotonic() > deadline:
+            raise DaemonUnavailable(f"the vmcontainer daemon did not answer on {path} "
+                                    f"within {START_TIMEOUT_S:.0f} s; see {log_path}")
+        time.sleep(0.02)
 
 
 def _tail(log_path: Path, start: int) -> str:
@@ -113,14 +121,15 @@ def _tail(log_path: Path, start: int) -> str:
     return last.split(": ", 1)[1] if " ERROR " in last and ": " in last else last
 
 
-@contextlib.contextmanager
-def _locked(path: Path):  # type: ignore[no-untyped-def]
+def _lock(path: Path) -> int:
+    """An exclusive lock on ``path`` (created), held until the fd is closed."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
+    except OSError:
         os.close(fd)
+        raise
+    return fd
 
 
 def client_url(host: str | None) -> str:

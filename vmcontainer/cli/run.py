@@ -10,6 +10,7 @@ on by default). Killing this command leaves the container running, as killing
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -69,18 +70,35 @@ def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
                             logs=False)
     condition = "removed" if spec.auto_remove else "next-exit"
     result: dict[str, Any] = {}
-    waiter = threading.Thread(
-        target=lambda: result.update(api.wait(cid, condition=condition)), daemon=True)
+
+    def wait() -> None:
+        try:
+            result.update(api.wait(cid, condition=condition))
+        except Exception as err:  # the daemon went away: requests' errors, OSError
+            result["error"] = err
+
+    waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     _start(api, cid)
     for signum in PROXIED_SIGNALS:
-        signal.signal(signum, lambda n, _f: api.kill(cid, int(n)))
-    if interactive:
-        interact(conn, with_stdin=True)
-    else:
-        client.copy_out(output)
+        signal.signal(signum, lambda n, _f: _proxy(api, cid, n))
+    with contextlib.suppress(Exception):  # a stream broken with the daemon: see wait
+        if interactive:
+            interact(conn, with_stdin=True)
+        else:
+            client.copy_out(output)
     waiter.join()
-    return int(result.get("StatusCode", 125))
+    if "error" in result or "StatusCode" not in result:
+        # the docker CLI's words when the daemon's wait response breaks off
+        click.echo("vmcontainer: error waiting for container: unexpected EOF", err=True)
+        return 125
+    return int(result["StatusCode"])
+
+
+def _proxy(api: Any, cid: str, signum: int) -> None:
+    """Docker's --sig-proxy; a daemon that is gone cannot forward it."""
+    with contextlib.suppress(Exception):  # the wait reports the daemon's end
+        api.kill(cid, int(signum))
 
 
 def _start(api: Any, cid: str) -> None:

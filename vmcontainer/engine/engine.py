@@ -81,7 +81,9 @@ class Engine(OutputMixin, ProcessesMixin):
 
     def inspect(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
-        return c.inspect(self.ctx.store.dir(c.id))
+        doc = c.inspect(self.ctx.store.dir(c.id))
+        doc["ExecIDs"] = self.execs.running_of_container(c.id) or None
+        return doc
 
     def list(self, all: bool = False, limit: int = -1,
              filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
@@ -142,6 +144,13 @@ class Engine(OutputMixin, ProcessesMixin):
             output.close()
             self._resolve(c.id, ("next-exit",), err.exit_code)
             if c.host_config.get("AutoRemove"):
+                await self._remove_now(c.id)
+            raise
+        except VmcError:
+            self._outputs.pop(c.id, None)
+            output.close()
+            self._resolve(c.id, ("next-exit",), 125)
+            if c.host_config.get("AutoRemove"):  # as Docker: --rm also when boot fails
                 await self._remove_now(c.id)
             raise
         except BaseException:

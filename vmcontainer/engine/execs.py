@@ -154,8 +154,9 @@ class ExecManager:
             raise ExecNotFound(f"No such exec instance: {exec_id}")
         return inst
 
-    def of_container(self, cid: str) -> list[str]:
-        return [i.id for i in self._execs.values() if i.container_id == cid]
+    def running_of_container(self, cid: str) -> list[str]:
+        """IDs of the container's execs still running (inspect's ExecIDs)."""
+        return [i.id for i in self._execs.values() if i.container_id == cid and i.running]
 
     def check_startable(self, inst: ExecInstance, c: Container) -> Running:
         """The container's Running. Raises Conflict (Docker's texts) when the exec
@@ -182,6 +183,12 @@ class ExecManager:
         cannot be executed — the instance then holds that exit code."""
         running = self.check_startable(inst, c)
         inst.started = True
+        args = list(inst.config.get("Cmd") or [])
+        if not args or not args[0]:
+            inst.exit_code = 127
+            inst.done.set()
+            raise StartError(f'exec: "{args[0] if args else ""}": executable file not found '
+                             "in $PATH", 127)
         cfg = inst.config
         rows, cols = console_size(console or cfg.get("ConsoleSize"))
         env = process_env(list(c.config.get("Env") or []) + list(cfg.get("Env") or []),
@@ -204,7 +211,10 @@ class ExecManager:
             if frame.type == MsgType.START_ERROR:
                 running.sessions.forget(inst.session)
                 info = frame.json()
-                inst.exit_code = int(info.get("exit_code", 126))
+                # Docker's exec reports every start failure but "not found" as 126
+                # (the agent's 125 is a setup failure: user, working directory).
+                code = int(info.get("exit_code", 126))
+                inst.exit_code = 126 if code == 125 else code
                 inst.done.set()
                 raise StartError(str(info.get("message", "exec failed")), inst.exit_code)
         running.sessions.forget(inst.session)
