@@ -78,7 +78,7 @@ def api(daemon: Daemon) -> Iterator[UnixWsClient]:
 def test_cli_update_restart_policy_and_errors(daemon: Daemon, name: str) -> None:
     create(daemon, name, ["true"])
     r = cli(daemon, "update", "--restart", "always", name)
-    assert (r.returncode, r.stdout.strip()) == (0, name), r.stderr
+    assert (r.returncode, r.stdout.strip(), r.stderr) == (0, name, "")
     assert inspect(daemon, name)["HostConfig"]["RestartPolicy"] == {
         "Name": "always", "MaximumRetryCount": 0}
     r = cli(daemon, "update", "--restart", "on-failure:3", name)
@@ -105,6 +105,10 @@ def test_cli_update_restart_policy_and_errors(daemon: Daemon, name: str) -> None
     assert (r.status, json.loads(r.body)["message"]) == (404, "No such container: nosuchone")
     r = cli(daemon, "update", "--restart", "always", "nosuchone")
     assert r.returncode == 1 and "No such container: nosuchone" in r.stderr
+    r = cli(daemon, "update", "--cpu-shares", "512", "-m", "128m", "--memory-swap", "-1", name)
+    assert r.returncode == 0 and "CpuShares: stored but not enforced" in r.stdout, r  # CLI: stdout
+    hc = inspect(daemon, name)["HostConfig"]
+    assert (hc["CpuShares"], hc["Memory"], hc["PidsLimit"]) == (512, 128 << 20, None)
 
 
 def test_update_autoremove_conflict(daemon: Daemon, name: str) -> None:
@@ -262,7 +266,8 @@ def test_log_config_options(daemon: Daemon, name: str) -> None:
              "unknown log opt 'bogus' for json-file log driver"),
             ({"Type": "json-file", "Config": {"max-file": 3}},
              'invalid value for "HostConfig.LogConfig.Config"'),
-            ({"Type": "asdf"}, "log driver 'asdf' (only json-file) is not supported")):
+            ({"Type": "asdf"}, 'error looking up logging plugin asdf: plugin "asdf" not found'),
+            ({"Type": "syslog"}, "log driver 'syslog' (only json-file) is not supported")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "Cmd": ["true"],
                                                     "HostConfig": {"LogConfig": log_config}})
         assert r.status == 400 and message in json.loads(r.body)["message"], r.body

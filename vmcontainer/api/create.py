@@ -23,6 +23,8 @@ JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex
                      "env-regex", "tag")
 """moby jsonfilelog ValidateLogOpt"""
 ROTATION_OPTIONS = {"max-file", "max-size", "compress"}
+DOCKER_LOG_DRIVERS = ("", "json-file", "none", "local", "syslog", "journald", "gelf",
+                      "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries")
 NETWORK_MODES = ("", "default", "bridge", "none")
 
 
@@ -143,6 +145,9 @@ def _log_options(log: Fields) -> dict[str, str]:
     """LogConfig: only json-file (or "", the default); its options checked as
     moby's jsonfilelog ``ValidateLogOpt``."""
     log_type = log.text("Type")
+    if log_type not in DOCKER_LOG_DRIVERS:  # Docker's text for a name it does not know
+        raise InvalidParameter(f'error looking up logging plugin {log_type}: plugin '
+                               f'"{log_type}" not found')
     if log_type not in ("", "json-file"):
         raise _unsupported(f"log driver '{log_type}' (only json-file)")
     options = log.labels("Config")
@@ -161,6 +166,10 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
         raise InvalidParameter("invalid value for \"HostConfig.NanoCpus\": must not be "
                                "negative")
     rc = resource_fields(host)
+    if rc.get("MemorySwappiness") == -1:  # the docker CLI's "unset"; Docker records null
+        rc["MemorySwappiness"] = None
+    if rc.get("PidsLimit") is not None and rc["PidsLimit"] <= 0:  # Docker: unlimited, null
+        rc["PidsLimit"] = None
     warnings.extend(resources.not_enforced(rc))
     if host.strings("GroupAdd"):
         raise InvalidParameter("HostConfig.GroupAdd (docker run --group-add) is not supported "

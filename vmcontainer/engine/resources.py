@@ -52,7 +52,8 @@ def is_set(value: object) -> bool:
 
 def not_enforced(given: dict[str, Any]) -> list[str]:
     """One Warning naming the fields set in ``given`` that a VM does not enforce."""
-    keys = [k for k, v in given.items() if is_set(v) and k not in ("Memory", "NanoCpus")]
+    keys = [k for k, v in given.items() if is_set(v) and k not in ("Memory", "NanoCpus")
+            and not (k == "MemorySwap" and v == -1)]  # -1: no swap limit, nothing to enforce
     if not keys:
         return []
     return [f"{', '.join(keys)}: stored but not enforced by vmcontainer (a VM container's "
