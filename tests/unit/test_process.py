@@ -48,3 +48,12 @@ def test_relative_workdir_is_refused() -> None:
     with pytest.raises(InvalidParameter, match="needs to be an absolute path"):
         check_working_dir("tmp")
     assert check_working_dir("/tmp") == "/tmp"
+
+
+def test_config_env_as_docker_records_it() -> None:
+    """moby ``merge``: the request's items as given (bare ``KEY`` kept), then the
+    image's not named; the process env leaves bare items out."""
+    env = container_env(["PATH=/x", "B=2", "A=1"], ["Foo", "B=3", "C=4"])
+    assert env == ["Foo", "B=3", "C=4", "PATH=/x", "A=1"]
+    assert container_env(["PATH=/x"], []) == ["PATH=/x"]
+    assert "Foo" not in process_env(env, "h") and "B=3" in process_env(env, "h")

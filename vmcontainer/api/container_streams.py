@@ -1,4 +1,4 @@
-"""Container routes that stream: attach (hijacked), logs (chunked), wait (headers
+"""Container routes that stream: attach (hijacked, or a websocket), logs (chunked), wait (headers
 at once, the body at exit). The engine validates the request (unknown container,
 bad condition) before any header is sent, so those errors are plain JSON."""
 
@@ -8,14 +8,16 @@ import asyncio
 import logging
 import time
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from vmcontainer.api import params
 from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, logs_content_type, request_version, wait_condition
+from vmcontainer.api.errors import STREAM_KEY
 from vmcontainer.api.responses import dumps
 from vmcontainer.api.stdin import detach_keys, stream_with_stdin
-from vmcontainer.api.streams import StdinQueue, hijack, pump, start_stream
+from vmcontainer.api.streams import StdinQueue, aclose, hijack, pump, start_stream
+from vmcontainer.engine.detachkeys import DetachScanner
 from vmcontainer.errors import InvalidParameter, VmcError
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,72 @@ async def attach(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, VmcError) as err:
         log.debug("attach %s ended: %s", ref, err)
     return resp
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """``GET /containers/{id}/attach/ws``: attach over a websocket (moby
+    ``wsContainersAttach``). The output goes as binary messages, raw (no 8-byte
+    framing, as Docker sends it whatever the TTY); with ``stdin`` and a container
+    created with ``OpenStdin``, the client's messages (binary or text) go to the
+    process's stdin, through the detach keys. Ends (a close frame) when the
+    process ends, the client closes (its stdin EOF: closes the process's stdin
+    when StdinOnce and no TTY, as the hijacked attach) or detaches."""
+    ref = _ref(request)
+    eng = engine(request)
+    c = eng.get(ref)
+    keys = detach_keys(params.text(request, "detachKeys"))
+    ws = web.WebSocketResponse()
+    if not ws.can_prepare(request).ok:
+        raise InvalidParameter("not websocket protocol")
+    tty = bool(c.config.get("Tty"))
+    with_stdin = params.flag(request, "stdin") and bool(c.config.get("OpenStdin"))
+    close_at_eof = bool(c.config.get("StdinOnce")) and not tty
+    chunks = eng.attach(ref, logs=params.flag(request, "logs"),
+                        stream=params.flag(request, "stream"),
+                        stdout=params.flag(request, "stdout"),
+                        stderr=params.flag(request, "stderr"))
+    request[STREAM_KEY] = ws
+    await ws.prepare(request)
+
+    async def write(data: bytes) -> None:
+        running = await eng.stdin_target(c.id)
+        if running is not None:
+            await running.write_stdin(data)
+
+    async def output() -> None:
+        try:
+            async for _stream, data in chunks:
+                if data:
+                    await ws.send_bytes(data)
+        finally:
+            await aclose(chunks)
+
+    async def client() -> None:
+        """The client's messages until it closes (stdin EOF) or detaches."""
+        scanner = DetachScanner(keys)
+        async for msg in ws:
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not with_stdin:
+                continue
+            data = msg.data if isinstance(msg.data, bytes) else str(msg.data).encode()
+            passed, detached = scanner.feed(data)
+            if passed:
+                await write(passed)
+            if detached:
+                return
+        if with_stdin and close_at_eof:
+            await write(b"")
+
+    out, inp = asyncio.ensure_future(output()), asyncio.ensure_future(client())
+    try:
+        await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (out, inp):
+            task.cancel()
+        for result in await asyncio.gather(out, inp, return_exceptions=True):
+            if isinstance(result, (ConnectionError, VmcError)):
+                log.debug("attach/ws %s ended: %s", ref, result)
+        await ws.close()
+    return ws
 
 
 async def logs(request: web.Request) -> web.StreamResponse:
@@ -109,6 +177,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
 def routes() -> list[Route]:
     return [
         ("POST", "/containers/{id}/attach", attach),
+        ("GET", "/containers/{id}/attach/ws", attach_ws),
         ("GET", "/containers/{id}/logs", logs),
         ("POST", "/containers/{id}/wait", wait),
     ]

@@ -1,5 +1,5 @@
 """Container routes: create, inspect, list, start, stop, restart, kill, pause,
-unpause, delete, rename, prune (moby ``container_routes.go``). Each handler parses
+unpause, delete, rename, update, prune (moby ``container_routes.go``). Each handler parses
 the request, makes one engine call and sets the status; errors go to the error
 middleware."""
 
@@ -10,9 +10,10 @@ from aiohttp import web
 from vmcontainer.api import params
 from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, start_error
-from vmcontainer.api.create import create_response, parse_create
+from vmcontainer.api.create import Fields, create_response, parse_create, resource_fields
 from vmcontainer.api.operations import run_to_end
 from vmcontainer.api.responses import json_response
+from vmcontainer.engine.resources import UPDATABLE
 from vmcontainer.errors import InvalidParameter, StartError, VmcError
 
 PS_FILTERS = ("ancestor", "before", "expose", "exited", "health", "id", "isolation",
@@ -129,6 +130,25 @@ async def rename(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def update(request: web.Request) -> web.Response:
+    """``POST /containers/{id}/update`` (Engine API v1.45 ContainerUpdate, ``docker
+    update``): RestartPolicy and resources; ``{"Warnings": [...]}``."""
+    ref = _ref(request)
+    engine(request).get(ref)  # 404 before the body is read, as Docker
+    body = Fields(await params.json_body(request), "")
+    changes = {k: v for k, v in resource_fields(body).items()
+               if k in UPDATABLE and (v is not None if k == "PidsLimit" else bool(v))}
+    for key in ("Memory", "NanoCpus"):
+        if body.integer(key):
+            changes[key] = body.integer(key)
+    policy = body.sub("RestartPolicy")
+    name, retries = policy.text("Name"), policy.integer("MaximumRetryCount")
+    if name:
+        changes["RestartPolicy"] = {"Name": name, "MaximumRetryCount": retries}
+    warnings = engine(request).update(ref, changes)
+    return json_response({"Warnings": warnings or None})
+
+
 async def prune(request: web.Request) -> web.Response:
     if params.filters(request):
         raise InvalidParameter("container prune filters are not supported by vmcontainer yet")
@@ -149,5 +169,6 @@ def routes() -> list[Route]:
         ("POST", "/containers/{id}/pause", pause),
         ("POST", "/containers/{id}/unpause", unpause),
         ("POST", "/containers/{id}/rename", rename),
+        ("POST", "/containers/{id}/update", update),
         ("DELETE", "/containers/{id}", remove),
     ]

@@ -11,18 +11,25 @@ create ``Warnings``, which the docker CLI prints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from vmcontainer.api.createchecks import refuse_unsupported
+from vmcontainer.engine import resources
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env",
+                     "env-regex", "tag")
+"""moby jsonfilelog ValidateLogOpt"""
+ROTATION_OPTIONS = {"max-file", "max-size", "compress"}
+DOCKER_LOG_DRIVERS = ("", "json-file", "none", "local", "syslog", "journald", "gelf",
+                      "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries")
 NETWORK_MODES = ("", "default", "bridge", "none")
 
 
-class _Fields:
+class Fields:
     """Typed reads from one JSON object; ``where`` prefixes field names in errors."""
 
     def __init__(self, doc: object, where: str) -> None:
@@ -66,6 +73,16 @@ class _Fields:
             raise self._bad(key, "an integer", v)
         return v
 
+    def optional_integer(self, key: str) -> int | None:
+        """An integer that may be null (Go's ``*int64``: PidsLimit, MemorySwappiness)."""
+        return None if self.doc.get(key) is None else self.integer(key)
+
+    def array(self, key: str) -> list[Any] | None:
+        v = self.doc.get(key)
+        if v is not None and not isinstance(v, list):
+            raise self._bad(key, "an array", v)
+        return v
+
     def strings(self, key: str, *, one_string_ok: bool = False) -> tuple[str, ...] | None:
         """A list of strings (None when absent or null). Docker's StrSlice fields
         (Cmd, Entrypoint) also take one string."""
@@ -92,17 +109,17 @@ class _Fields:
             raise self._bad(key, "an object of strings", v)
         return dict(v)
 
-    def sub(self, key: str) -> _Fields:
-        return _Fields(self.mapping(key), f"{self.where}.{key}" if self.where else key)
+    def sub(self, key: str) -> Fields:
+        return Fields(self.mapping(key), f"{self.where}.{key}" if self.where else key)
 
 
 def _kind(value: object) -> str:
     """The JSON name of ``value``'s type (objects may be GoObjects, a dict subclass)."""
     if value is None:
         return "null"
-    for kind, name in ((bool, "boolean"), (int, "number"), (float, "number"),
-                       (str, "string"), (list, "array"), (dict, "object")):
-        if isinstance(value, kind):
+    for kind, name in ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"),
+                       (list, "array"), (dict, "object")):
+        if isinstance(value, kind):  # a JSON object is a GoObject, a dict
             return name
     return type(value).__name__
 
@@ -111,7 +128,38 @@ def _unsupported(what: str) -> InvalidParameter:
     return InvalidParameter(f"{what} is not supported by vmcontainer yet")
 
 
-def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
+def resource_fields(host: Fields) -> dict[str, Any]:
+    """The resource fields of a HostConfig or update body that are present,
+    type-checked (Memory and NanoCpus excluded)."""
+    out: dict[str, Any] = {}
+    readers: tuple[tuple[tuple[str, ...], Callable[[str], Any]], ...] = (
+        (resources.INT_FIELDS, host.integer), (resources.STR_FIELDS, host.text),
+        (resources.NULLABLE_INT_FIELDS, host.optional_integer),
+        (resources.BOOL_FIELDS, host.flag), (resources.LIST_FIELDS, host.array))
+    for keys, read in readers:
+        for key in keys:
+            if key in host.doc:
+                out[key] = read(key)
+    return out
+
+
+def _log_options(log: Fields) -> dict[str, str]:
+    """LogConfig: only json-file (or "", the default); its options checked as
+    moby's jsonfilelog ``ValidateLogOpt``."""
+    log_type = log.text("Type")
+    if log_type not in DOCKER_LOG_DRIVERS:  # Docker's text for a name it does not know
+        raise InvalidParameter(f'error looking up logging plugin {log_type}: plugin '
+                               f'"{log_type}" not found')
+    if log_type not in ("", "json-file"):
+        raise _unsupported(f"log driver '{log_type}' (only json-file)")
+    options = log.labels("Config")
+    for key in options:
+        if key not in JSON_FILE_OPTIONS:
+            raise InvalidParameter(f"unknown log opt '{key}' for json-file log driver")
+    return options
+
+
+def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     """The HostConfig keys the spec takes; refuses what cannot be honoured."""
     memory, nano_cpus = host.integer("Memory"), host.integer("NanoCpus")
     if memory < 0:
@@ -119,6 +167,16 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
     if nano_cpus < 0:
         raise InvalidParameter("invalid value for \"HostConfig.NanoCpus\": must not be "
                                "negative")
+    rc = resource_fields(host)
+    if rc.get("MemorySwappiness") == -1:  # the docker CLI's "unset"; Docker records null
+        rc["MemorySwappiness"] = None
+    if rc.get("PidsLimit") is not None and rc["PidsLimit"] <= 0:  # Docker: unlimited, null
+        rc["PidsLimit"] = None
+    warnings.extend(resources.not_enforced(rc))
+    if host.strings("GroupAdd"):
+        raise InvalidParameter("HostConfig.GroupAdd (docker run --group-add) is not supported "
+                               "by vmcontainer yet: the guest agent cannot give the process "
+                               "extra groups")
     restart = host.sub("RestartPolicy")
     policy = restart.text("Name")
     retries = restart.integer("MaximumRetryCount")
@@ -132,9 +190,10 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
     auto_remove = host.flag("AutoRemove")
     if auto_remove and policy not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    log_type = host.sub("LogConfig").text("Type")
-    if log_type not in ("", "json-file"):
-        raise _unsupported(f"log driver '{log_type}' (only json-file)")
+    log_options = _log_options(host.sub("LogConfig"))
+    if ROTATION_OPTIONS & log_options.keys():
+        warnings.append("log rotation (LogConfig max-size, max-file, compress) is stored but "
+                        "not applied by vmcontainer yet: the json-file log grows unbounded")
     binds = host.strings("Binds") or ()
     if binds:
         raise _unsupported("bind mounts (Binds)")
@@ -148,10 +207,11 @@ def _host_config(host: _Fields, warnings: list[str]) -> dict[str, Any]:
         warnings.append("Privileged has no meaning for a VM container; ignored")
     return {"memory_bytes": memory, "nano_cpus": nano_cpus, "auto_remove": auto_remove,
             "restart_policy": policy or "no", "restart_max_retries": retries,
-            "init": host.flag("Init"), "console_size": _console_size(host)}
+            "init": host.flag("Init"), "console_size": _console_size(host),
+            "resources": rc, "log_options": log_options}
 
 
-def _console_size(host: _Fields) -> tuple[int, int] | None:
+def _console_size(host: Fields) -> tuple[int, int] | None:
     """HostConfig.ConsoleSize ``[height, width]`` (Engine API >= 1.42)."""
     v = host.doc.get("ConsoleSize")
     if v is None:
@@ -168,7 +228,7 @@ HEALTH_TEST_KINDS = ("NONE", "CMD", "CMD-SHELL")
 MIN_HEALTH_DURATION_NS = 1_000_000
 
 
-def _healthcheck(hc: _Fields) -> dict[str, object]:
+def _healthcheck(hc: Fields) -> dict[str, object]:
     """Docker's HealthConfig, checked (moby ``validateHealthCheck``): Test is
     ``[]`` (inherit), ``["NONE"]``, ``["CMD", args...]`` or ``["CMD-SHELL", cmd]``;
     durations in ns, 0 or at least 1 ms; Retries >= 0."""
@@ -191,7 +251,7 @@ def _healthcheck(hc: _Fields) -> dict[str, object]:
 
 def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
     """The spec and the create response's ``Warnings``. Raises InvalidParameter."""
-    cfg = _Fields(body, "")
+    cfg = Fields(body, "")
     image = cfg.text("Image")
     if not image:
         raise InvalidParameter('invalid value for "Image": an image is required')

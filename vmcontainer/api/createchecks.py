@@ -1,7 +1,9 @@
 """Create-body options a VM container cannot honour yet, refused with a clear 400
 rather than silently ignored (a user who asks for ``--read-only`` or
 ``--cap-drop`` must not get a container without it), and strings the guest
-cannot carry (NUL bytes). Engine API v1.45, ContainerCreate (HostConfig)."""
+cannot carry (NUL bytes). Engine API v1.45, ContainerCreate (HostConfig).
+Resource limits (cgroup fields, ulimits, cpusets) are not here: they are stored
+and answered with a Warning (``vmcontainer.engine.resources``)."""
 
 from __future__ import annotations
 
@@ -19,14 +21,11 @@ REFUSED_WHEN_SET = {
     "Tmpfs": "tmpfs mounts (--tmpfs)",
     "VolumesFrom": "--volumes-from",
     "Links": "links (--link)",
-    "Ulimits": "ulimits (--ulimit)",
     "Sysctls": "sysctls (--sysctl)",
     "Devices": "devices (--device)",
     "DeviceRequests": "device requests (--gpus)",
     "CapDrop": "dropping capabilities (--cap-drop)",
     "SecurityOpt": "security options (--security-opt)",
-    "CpusetCpus": "CPU pinning (--cpuset-cpus)",
-    "CpusetMems": "memory node pinning (--cpuset-mems)",
     "ExtraHosts": "extra hosts (--add-host)",
     "Dns": "DNS servers (--dns)",
     "DnsSearch": "DNS search domains (--dns-search)",

@@ -6,7 +6,6 @@ Rolls back on failure: a half-created container leaves no directory behind.
 from __future__ import annotations
 
 import math
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.names import random_name, validate_name
 from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
-from vmcontainer.engine.restart import POLICIES
+from vmcontainer.engine.resources import check_resources, check_restart_policy, defaults
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.state import now_rfc3339
@@ -22,9 +21,6 @@ from vmcontainer.engine.store import ContainerStore
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.store import Image, ImageStore
 from vmcontainer.vm.overlay import create_overlay
-from vmcontainer.vm.spec import MIN_MEMORY_MIB
-
-MAX_VCPUS = 64
 
 
 def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) -> dict[str, Any]:
@@ -65,35 +61,29 @@ def _healthcheck(spec: ContainerSpec, ic: dict[str, Any]) -> dict[str, Any] | No
 
 
 def _host_config(spec: ContainerSpec) -> dict[str, Any]:
-    if spec.memory_bytes and spec.memory_bytes < MIN_MEMORY_MIB << 20:
-        raise InvalidParameter(
-            f"Minimum memory limit allowed for a VM container is {MIN_MEMORY_MIB}MB"
-        )
-    host_cpus = min(os.cpu_count() or 1, MAX_VCPUS)
-    if spec.nano_cpus < 0 or spec.nano_cpus > host_cpus * 10**9:
-        raise InvalidParameter(
-            f"Range of CPUs is from 0.01 to {host_cpus}.00, as there are only "
-            f"{host_cpus} CPUs available"
-        )
-    if spec.restart_policy not in POLICIES:
-        raise InvalidParameter(f"invalid restart policy '{spec.restart_policy}'")
+    rc: dict[str, Any] = {**defaults(), **spec.resources,
+                          "Memory": spec.memory_bytes, "NanoCpus": spec.nano_cpus}
+    check_resources(rc)
+    if rc["Memory"] > 0 and not rc["MemorySwap"]:
+        rc["MemorySwap"] = rc["Memory"] * 2  # as Docker records it
+    check_restart_policy(spec.restart_policy, spec.restart_max_retries)
     if spec.auto_remove and spec.restart_policy not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
     if spec.stop_signal:
         parse_signal(spec.stop_signal)
     return {
         "Binds": None,
-        "LogConfig": {"Type": "json-file", "Config": {}},
+        "LogConfig": {"Type": "json-file", "Config": dict(spec.log_options)},
         "NetworkMode": "none",
         "PortBindings": {},
         "RestartPolicy": {"Name": spec.restart_policy or "no",
                           "MaximumRetryCount": spec.restart_max_retries},
         "AutoRemove": spec.auto_remove,
+        "GroupAdd": None,
         "ConsoleSize": list(spec.console_size) if spec.console_size else [0, 0],
         "Init": spec.init,
-        "Memory": spec.memory_bytes,
-        "NanoCpus": spec.nano_cpus,
         "Runtime": "vmcontainer",
+        **rc,
     }
 
 

@@ -33,6 +33,7 @@ from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
 from vmcontainer.engine.processes import ProcessesMixin
 from vmcontainer.engine.remove import remove_container
+from vmcontainer.engine.resources import updated_host_config
 from vmcontainer.engine.restart import Restarts
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
@@ -336,6 +337,20 @@ class Engine(OutputMixin, ProcessesMixin):
         self._publish("destroy", c)
         code = c.state.exit_code
         self._resolve(cid, WAIT_CONDITIONS, code)
+
+    def update(self, ref: str, changes: dict[str, Any]) -> builtins.list[str]:
+        """``docker update`` (Engine API v1.45 ContainerUpdate): ``changes`` holds
+        the fields the request set (see ``resources.updated_host_config``). The new
+        RestartPolicy applies from now on; Memory and NanoCpus at the next boot (a
+        running VM's are refused). Returns the Warnings; event ``update``."""
+        c = self.get(ref)
+        running = c.state.status in (Status.RUNNING, Status.PAUSED)
+        host_config, warnings = updated_host_config(c.id, c.host_config, changes, running)
+        c = self.ctx.update(c.id, host_config=host_config)
+        if changes.get("RestartPolicy") is not None:
+            self.restarts.set_policy(c)
+        self._publish("update", c)
+        return warnings
 
     def rename(self, ref: str, new_name: str) -> None:
         name = validate_name(new_name)

@@ -55,11 +55,17 @@ def resolve_command(
 
 
 def container_env(image_env: Iterable[str], env: Iterable[str]) -> list[str]:
-    """Config.Env of a new container: the image's Env, then the request's."""
+    """Config.Env of a new container as Docker records it (moby ``merge``): the
+    request's items as given (``KEY`` without ``=`` kept), then the image's whose
+    key the request does not name. The process env drops bare items (process_env)."""
+    env = list(env)
     for item in env:
         if not _key(item):
             raise InvalidParameter(f"invalid environment variable: {item}")
-    return merge_env(image_env, env)
+    if not env:
+        return list(image_env)
+    keys = {_key(e) for e in env}
+    return env + [e for e in image_env if _key(e) not in keys]
 
 
 def process_env(config_env: Iterable[str], hostname: str, tty: bool = False) -> list[str]:

@@ -125,6 +125,13 @@ class Restarts:
         """An explicit start: a fresh manager (policy re-read, back-off and count 0)."""
         self._managers[c.id] = RestartManager.of(c)
 
+    def set_policy(self, c: Container) -> None:
+        """``docker update --restart``: the policy of ``c``'s record from now on; the
+        back-off and count go on (moby ``UpdateMonitor``, restartmanager SetPolicy)."""
+        m = self.manager(c)
+        fresh = RestartManager.of(c)
+        m.policy, m.max_retries = fresh.policy, fresh.max_retries
+
     def cancel_policy(self, cid: str) -> None:
         """stop/kill: no restart after the next exits, until ``reset``."""
         m = self._managers.get(cid)

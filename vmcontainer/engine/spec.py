@@ -4,6 +4,7 @@ Engine API v1.45 ContainerCreate: Config + HostConfig), parsed once, frozen."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,10 @@ class ContainerSpec:
     ``restart_policy`` is Docker's name (``no``, ``always``, ``unless-stopped``,
     ``on-failure``) and ``restart_max_retries`` its MaximumRetryCount (0: no limit);
     ``init`` is ``docker run --init``; ``healthcheck`` a HealthConfig (Test,
-    Interval, Timeout, StartPeriod, Retries; durations in ns) overriding the image's."""
+    Interval, Timeout, StartPeriod, Retries; durations in ns) overriding the image's;
+    ``resources`` the other HostConfig resource fields the request set (Docker's
+    keys: CpuShares, MemoryReservation, ...; stored, not enforced by a VM);
+    ``log_options`` the json-file driver's options (max-size, max-file, ...)."""
 
     image: str
     cmd: tuple[str, ...] | None = None
@@ -42,3 +46,5 @@ class ContainerSpec:
     console_size: tuple[int, int] | None = None  # (rows, cols), Docker's [height, width]
     init: bool = False
     healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's
+    resources: dict[str, Any] = field(default_factory=dict)  # other HostConfig resources given
+    log_options: dict[str, str] = field(default_factory=dict)  # HostConfig.LogConfig.Config
