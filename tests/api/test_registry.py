@@ -182,3 +182,19 @@ def test_registry_killed_mid_pull(daemon: Daemon, tmp_path: Path,
     finally:
         proxy.close()
         reg.stop()
+
+
+def test_vmcontainer_pull_prints_docker_lines(daemon: Daemon, registry: LocalRegistry) -> None:
+    import sys
+    ref = f"{registry.host}/two:latest"
+    docker(daemon, "rmi", ref)
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "pull", ref], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "latest: Pulling from two" and out[-1].startswith("Status: Downloaded")
+    assert any(line.endswith(": Pull complete") for line in out)
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "pull", f"{registry.host}/two:nosuch"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "manifest unknown" in r.stderr
