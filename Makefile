@@ -7,9 +7,10 @@ APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
             libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
             ca-certificates
-# Only the tests need these (sshd for `-H ssh://`); installed without starting or
+# Only the tests need these (sshd for `-H ssh://`, docker-registry for pull and push);
+# installed without starting or
 # enabling the system's SSH service (policy-rc.d answers 101: "action forbidden").
-TEST_PKGS := openssh-server
+TEST_PKGS := openssh-server docker-registry openssl
 STAMP   := $(VENV)/.installed
 
 .PHONY: deps test-deps install demo test lint bench clean

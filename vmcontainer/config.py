@@ -29,12 +29,14 @@ def default_root() -> Path:
 @dataclass(frozen=True)
 class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
-    ``memory_mib``/``vcpus``: VM size when the container asks for none."""
+    ``memory_mib``/``vcpus``: VM size when the container asks for none;
+    ``insecure_registries``: daemon.json ``insecure-registries``."""
 
     root: Path
     boot_dir: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     vcpus: int = DEFAULT_VCPUS
+    insecure_registries: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:

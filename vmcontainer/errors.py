@@ -1,7 +1,7 @@
 """One exception tree for the whole project (after moby's errdefs).
 
 Every error a module raises subclasses exactly one *kind* below. The API layer maps
-kinds to HTTP status codes (Engine API: 400, 404, 409, 304, 503, 500); the CLI maps
+kinds to HTTP status codes (Engine API: 400, 401, 403, 404, 409, 304, 503, 500); the CLI maps
 them to Docker's exit codes (125 for daemon-side failures). Keep the cause with
 ``raise Kind(...) from err``.
 """
@@ -38,6 +38,18 @@ class NotModified(VmcError):
     """The operation is already done, e.g. starting a running container (HTTP 304)."""
 
     http_status = 304
+
+
+class Unauthorized(VmcError):
+    """Credentials are missing or wrong, e.g. refused by a registry (HTTP 401)."""
+
+    http_status = 401
+
+
+class Forbidden(VmcError):
+    """The caller is known but may not do this, e.g. a registry denied access (HTTP 403)."""
+
+    http_status = 403
 
 
 class Unavailable(VmcError):

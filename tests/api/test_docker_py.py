@@ -69,8 +69,9 @@ def test_attach_live_before_start(client: docker.DockerClient) -> None:
 
 
 def test_errors_are_docker_py_exceptions(client: docker.DockerClient) -> None:
-    with pytest.raises(docker.errors.ImageNotFound):
-        client.containers.run("nosuchimage", "true")
+    # not local (ImageNotFound from create), then pulled: no registry answers there
+    with pytest.raises(docker.errors.APIError, match="connection refused"):
+        client.containers.run("127.0.0.1:1/nosuchimage", "true")
     with pytest.raises(docker.errors.ContainerError) as err:
         client.containers.run("busybox", "sh -c 'exit 3'", remove=True)
     assert err.value.exit_status == 3
@@ -116,8 +117,8 @@ def test_images_and_events(client: docker.DockerClient, busybox_archive: Path) -
                                 filters={"type": "container"}))
     actions = [e["Action"] for e in events]
     assert {"create", "start", "die", "destroy"} <= set(actions)
-    with pytest.raises(docker.errors.ImageNotFound):
-        client.images.pull("nosuchimage", tag="latest")
+    with pytest.raises(docker.errors.APIError, match="connection refused"):
+        client.images.pull("127.0.0.1:1/nosuchimage", tag="latest")
 
 
 def test_prune(client: docker.DockerClient) -> None:

@@ -1,9 +1,10 @@
 """Daemon settings from flags and a ``daemon.json`` like Docker's.
 
 Keys read: ``hosts``, ``debug``, ``data-root``, ``group``, ``tls``, ``tlsverify``,
-``tlscacert``, ``tlscert``, ``tlskey``. As in Docker, a directive given both as a
-flag and in the file is an error; other Docker keys are ignored with a warning
-(they mean nothing here yet), and a missing default file is no error. Unlike
+``tlscacert``, ``tlscert``, ``tlskey``, ``insecure-registries`` (registries reached
+without TLS checks besides loopback ones: ``host[:port]`` or CIDR). As in Docker,
+a directive given both as a flag and in the file is an error; other Docker keys are
+ignored with a warning (they mean nothing here yet), and a missing default file is no error. Unlike
 Docker, ``tls`` alone also verifies clients: TCP is served only to clients with a
 certificate signed by ``tlscacert``.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.image.registry import RegistryPolicy
 
 if TYPE_CHECKING:
     import ssl
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEYS = {"hosts": list, "debug": bool, "data-root": str, "group": str, "tls": bool,
-        "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str}
+        "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
+        "insecure-registries": list}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class DaemonConfig:
     data_root: Path | None = None
     group: str = "vmcontainer"
     tls: TlsFiles | None = None
+    insecure_registries: tuple[str, ...] = ()
 
 
 def read_file(path: Path, explicit: bool) -> dict[str, Any]:
@@ -139,4 +143,6 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
                 "(--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY)")
     return DaemonConfig(hosts=hosts, debug=bool(s["debug"]),
                         data_root=Path(s["data-root"]) if s.get("data-root") else None,
-                        group=s.get("group", "vmcontainer"), tls=tls)
+                        group=s.get("group", "vmcontainer"), tls=tls,
+                        insecure_registries=RegistryPolicy.from_config(
+                            s.get("insecure-registries") or ()).insecure)

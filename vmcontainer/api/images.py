@@ -1,5 +1,5 @@
 """Image routes over the local store: list, inspect, tag, delete, load, save, and
-``/images/create`` (import from a tarball; pulling from registries is a later issue).
+``/images/create`` (pull from a registry, or import from a tarball).
 
 The store's methods block (skopeo, disk I/O), so they run in worker threads.
 Image names may contain slashes (``localhost:5000/a/b``): the routes match the
@@ -20,9 +20,11 @@ from vmcontainer.api import params
 from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, image_summary, request_version
 from vmcontainer.api.imagesave import save
+from vmcontainer.api.pullstream import run_with_progress
+from vmcontainer.api.registryauth import credentials
 from vmcontainer.api.responses import dumps, json_response
 from vmcontainer.api.streams import start_stream
-from vmcontainer.errors import ImageNotFound, InvalidParameter, NotFound
+from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.model import Image
 from vmcontainer.image.reference import normalize
 from vmcontainer.image.staging import staging_dir
@@ -137,8 +139,10 @@ async def load(request: web.Request) -> web.StreamResponse:
 
 
 async def create(request: web.Request) -> web.StreamResponse:
-    """``docker pull`` (not yet: a missing image is Docker's 404 "No such image",
-    which docker-py maps to ImageNotFound) and ``docker import`` (``fromSrc=-``)."""
+    """``docker pull`` (``fromImage``, ``tag``; Engine API v1.45 ImageCreate) and
+    ``docker import`` (``fromSrc=-``). A pull streams Docker's progress JSON (see
+    :mod:`vmcontainer.api.pullstream`), ending with the ``Digest:`` and ``Status:``
+    lines; a missing tag is a 404 with Docker's ``manifest for ... not found``."""
     source = params.text(request, "fromSrc")
     if source:
         return await _import(request, source)
@@ -148,15 +152,20 @@ async def create(request: web.Request) -> web.StreamResponse:
     tag_ = params.text(request, "tag")
     if tag_ and ":" not in ref_text.rpartition("/")[2] and "@" not in ref_text:
         ref_text = f"{ref_text}@{tag_}" if tag_.startswith("sha256:") else f"{ref_text}:{tag_}"
+    platform = params.text(request, "platform")
+    if platform and platform not in ("linux", "linux/amd64", "amd64"):
+        raise InvalidParameter(f"platform {platform} is not supported: vmcontainer runs "
+                               "linux/amd64 images")
     ref = normalize(ref_text)
     store = engine(request).ctx.images
-    try:
-        await asyncio.to_thread(store.resolve, str(ref))
-    except NotFound:
-        raise ImageNotFound(ref.familiar) from None
-    return await _stream_lines(request, [{"status": f"Status: Using the local image "
-                                          f"{ref.familiar} (vmcontainer does not pull from "
-                                          "registries yet)"}])
+    creds = credentials(request)
+    resp, result = await run_with_progress(
+        request, lambda progress: store.pull(str(ref), creds, progress))
+    await resp.write(dumps({"status": f"Digest: {result.repo_digest}"}))
+    state = "Downloaded newer image for" if result.updated else "Image is up to date for"
+    await resp.write(dumps({"status": f"Status: {state} {ref.familiar}"}))
+    await resp.write_eof()
+    return resp
 
 
 async def _import(request: web.Request, source: str) -> web.StreamResponse:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,13 @@ def _setup_logging(debug: bool) -> None:
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
 
-def _settings(data_root: Path | None) -> Settings:
-    env = Settings.from_env()
-    if data_root is None:
+def _settings(config: DaemonConfig) -> Settings:
+    env = replace(Settings.from_env(), insecure_registries=config.insecure_registries)
+    if config.data_root is None:
         return env
     boot = os.environ.get("VMCONTAINER_BOOT_DIR")
-    return Settings(root=data_root, boot_dir=Path(boot) if boot else data_root / "boot")
+    return replace(env, root=config.data_root,
+                   boot_dir=Path(boot) if boot else config.data_root / "boot")
 
 
 async def _backend(ctx: EngineContext) -> None:
@@ -92,7 +94,7 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     from vmcontainer.api.server import serve  # aiohttp: imported only by the daemon
     from vmcontainer.engine.engine import Engine
 
-    settings = _settings(config.data_root)
+    settings = _settings(config)
     pid_path = pidfile or settings.root / "vmcontainer.pid"
     pid_fd = hold_pidfile(pid_path)
     ctx = EngineContext(settings, progress=BuildProgress())

@@ -10,6 +10,7 @@ from vmcontainer.config import Settings
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.store import ContainerStore
 from vmcontainer.errors import System
+from vmcontainer.image.registry import RegistryPolicy
 from vmcontainer.image.store import ImageStore
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.bootassets import BootAssets, Progress, ensure_boot_assets
@@ -24,7 +25,9 @@ class EngineContext:
                  assets: BootAssets | None = None, progress: Progress | None = None) -> None:
         self.settings = settings
         self.store = ContainerStore(settings.containers_dir)
-        self.images = ImageStore(settings.image_dir)
+        self.images = ImageStore(
+            settings.image_dir,
+            registries=RegistryPolicy.from_config(settings.insecure_registries))
         self._backend = backend
         self._assets = assets
         self._progress = progress

@@ -1,7 +1,9 @@
 """The in-memory view of ``index.json``: which image each tag names.
 
-The index holds one descriptor per tag (annotated with the full reference) and one
-unannotated descriptor per untagged image (OCI image-spec ``image-layout.md``).
+The index holds one descriptor per tag (annotated with the full reference), one per
+repository digest of a pulled image (annotated ``docker.io/library/busybox@sha256:…``,
+Docker's ``RepoDigests``) and one unannotated descriptor per image with neither
+(OCI image-spec ``image-layout.md``).
 :class:`Catalog` groups them by image ID (the config digest named by each
 manifest), finds images as Docker does, changes tags, and writes the descriptors
 back in a stable order.
@@ -48,12 +50,14 @@ class ManifestInfo:
 
 @dataclass
 class Entry:
-    """One image: its manifest descriptor (no annotations) and full-reference tags."""
+    """One image: its manifest descriptor (no annotations), full-reference tags and
+    repository digests (``docker.io/library/busybox@sha256:<registry manifest digest>``)."""
 
     image_id: str
     manifest: Descriptor
     info: ManifestInfo
     tags: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
 
 
 class Catalog:
@@ -81,7 +85,10 @@ class Catalog:
             bare = Descriptor(desc.media_type, desc.digest, desc.size)
             entry = catalog.entries.setdefault(image_id, Entry(image_id, bare, info))
             ref = desc.ref_name
-            if ref and ref not in entry.tags and catalog.tag_owner(ref) is None:
+            if ref and "@" in ref:
+                if ref not in entry.digests:
+                    entry.digests.append(ref)
+            elif ref and ref not in entry.tags and catalog.tag_owner(ref) is None:
                 entry.tags.append(ref)
         return catalog
 
@@ -115,6 +122,12 @@ class Catalog:
         self.entries[image_id].tags.append(ref)
         return previous
 
+    def add_digest(self, ref: str, image_id: str) -> None:
+        """Record the repository digest ``ref`` (``name@sha256:...``) of ``image_id``."""
+        entry = self.entries[image_id]
+        if ref not in entry.digests:
+            entry.digests.append(ref)
+
     def untag(self, ref: str) -> str | None:
         """Remove ``ref``; return the image ID it named, or None."""
         owner = self.tag_owner(ref)
@@ -146,7 +159,8 @@ class Catalog:
         else:  # name@sha256:<manifest digest>, if the image has a tag in that repository
             for entry in self:
                 same_repo = any(parse_normalized(t).name == ref.name for t in entry.tags)
-                if entry.manifest.digest == ref.digest and same_repo:
+                if str(ref) in entry.digests or (entry.manifest.digest == ref.digest
+                                                 and same_repo):
                     return entry, None
         if hex_part is not None:
             matches = [e for e in self if e.image_id[len("sha256:"):].startswith(hex_part)]
@@ -164,13 +178,14 @@ class Catalog:
         return blobs
 
     def to_index(self) -> list[Descriptor]:
-        """Descriptors for ``index.json``: one per tag (sorted), or one bare per untagged image."""
+        """Descriptors for ``index.json``: one per tag and repository digest (sorted), or
+        one bare per image with neither."""
         out: list[Descriptor] = []
         for entry in self.entries.values():
             m = entry.manifest
-            if not entry.tags:
+            if not entry.tags and not entry.digests:
                 out.append(m)
-            for ref in sorted(entry.tags):
+            for ref in sorted(entry.tags) + sorted(entry.digests):
                 out.append(Descriptor(m.media_type, m.digest, m.size,
                                       {oci.ANNOTATION_REF_NAME: ref}))
         return out

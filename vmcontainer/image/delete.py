@@ -101,7 +101,7 @@ def delete(catalog: Catalog, entry: Entry, ref: Reference | None, given: str, fo
         if quiet and conflict.used:
             return DeleteResult(records, deleted=False)
         raise conflict
-    for tag in sorted(entry.tags):
+    for tag in sorted(entry.tags) + sorted(entry.digests):
         records.append({"Untagged": _familiar(tag)})
     catalog.remove(image_id)
     records.append({"Deleted": image_id})

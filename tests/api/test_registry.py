@@ -1,0 +1,200 @@
+"""Pull from Debian's ``docker-registry`` on 127.0.0.1 (tests/localregistry.py), through
+the Engine API and the real ``docker`` CLI, against the session's daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apihelpers import Daemon
+from imagebuild import Entry, busybox_rootfs_tar, layer_tar, write_docker_archive
+from localregistry import LocalRegistry, ThrottledProxy
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
+                                reason="docker-registry is not installed")
+CONFIG: dict[str, object] = {"Cmd": ["sh"], "Env": ["PATH=/bin"]}
+
+
+def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def lines(body: bytes) -> list[dict[str, object]]:
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """name -> (docker-archive, image ID): ``two`` has two layers, ``big`` an 8 MB
+    incompressible one."""
+    base = tmp_path_factory.mktemp("reg-img")
+    out = {}
+    extra = layer_tar([Entry("hello", data=b"hi\n")])
+    big = layer_tar([Entry("big", data=os.urandom(8 << 20))])
+    for name, layers in (("busybox", [busybox_rootfs_tar()]),
+                         ("two", [busybox_rootfs_tar(), extra]),
+                         ("big", [busybox_rootfs_tar(), big])):
+        path = base / f"{name}.tar"
+        out[name] = (path, write_docker_archive(path, layers, [f"{name}:latest"], CONFIG))
+    return out
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory,
+             archives: dict[str, tuple[Path, str]]) -> Iterator[LocalRegistry]:
+    reg = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
+    for name in ("busybox", "two"):
+        reg.seed(archives[name][0], f"{name}:latest")
+    yield reg
+    reg.stop()
+
+
+def test_pull_streams_progress_then_up_to_date(daemon: Daemon, registry: LocalRegistry,
+                                               archives: dict[str, tuple[Path, str]]) -> None:
+    ref = f"{registry.host}/two"
+    r = daemon.request("POST", f"/images/create?fromImage={ref}&tag=latest")
+    assert r.status == 200, r.body
+    docs = lines(r.body)
+    assert docs[0] == {"status": "Pulling from two", "id": "latest"}
+    statuses = [(d["status"], d.get("id")) for d in docs[1:-2]]
+    layer_ids = [i for s, i in statuses if s == "Pulling fs layer"]
+    assert len(layer_ids) == 2, docs
+    for layer in layer_ids:
+        assert ("Download complete", layer) in statuses and ("Pull complete", layer) in statuses
+        assert all(d["progressDetail"] == {} or d["status"] == "Downloading"
+                   for d in docs[1:-2])
+    digest = str(docs[-2]["status"]).removeprefix("Digest: ")
+    assert digest.startswith("sha256:") and len(digest) == 71
+    assert docs[-1] == {"status": f"Status: Downloaded newer image for {ref}:latest"}
+    doc = daemon.request("GET", f"/images/{ref}/json").json()
+    assert doc["Id"] == archives["two"][1]  # the registry's config, byte for byte
+    assert doc["RepoTags"] == [f"{ref}:latest"]
+    assert doc["RepoDigests"] == [f"{ref}@{digest}"]
+    r = daemon.request("POST", f"/images/create?fromImage={ref}&tag=latest")
+    assert lines(r.body) == [{"status": "Pulling from two", "id": "latest"},
+                             {"status": f"Digest: {digest}"},
+                             {"status": f"Status: Image is up to date for {ref}:latest"}]
+    by_digest = daemon.request("GET", f"/images/{ref}@{digest}/json").json()
+    assert by_digest["Id"] == doc["Id"]
+    records = daemon.request("DELETE", f"/images/{ref}").json()
+    assert records[:3] == [{"Untagged": f"{ref}:latest"}, {"Untagged": f"{ref}@{digest}"},
+                           {"Deleted": doc["Id"]}]
+
+
+def test_pull_errors_in_dockers_words(daemon: Daemon, registry: LocalRegistry) -> None:
+    r = daemon.request("POST", f"/images/create?fromImage={registry.host}/two&tag=nosuch")
+    assert (r.status, r.message) == (404, f"manifest for {registry.host}/two:nosuch not "
+                                          "found: manifest unknown: manifest unknown")
+    r = daemon.request("POST", f"/images/create?fromImage={registry.host}/nosuchrepo")
+    assert r.status == 404 and "manifest unknown" in r.message
+    r = daemon.request("POST", "/images/create?fromImage=127.0.0.1:1/x&tag=latest")
+    assert r.status == 503 and "connection refused" in r.message, r.body
+    for bad in ("..%2F..%2Fetc", "Busybox", "a%00b", "x" * 300, "a@sha256:12"):
+        r = daemon.request("POST", f"/images/create?fromImage={bad}")
+        assert r.status == 400, (bad, r.body)
+    r = daemon.request("POST", f"/images/create?fromImage={registry.host}/two",
+                       headers={"X-Registry-Auth": "e" * 70000})
+    assert r.status in (400, 431), r.body
+    before = daemon.request("GET", "/images/json").json()
+    assert not any(f"{registry.host}/two:nosuch" in i["RepoTags"] for i in before)
+
+
+def test_docker_pull_images_run_and_digest(daemon: Daemon, registry: LocalRegistry,
+                                           archives: dict[str, tuple[Path, str]]) -> None:
+    ref = f"{registry.host}/busybox:latest"
+    r = docker(daemon, "pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert "latest: Pulling from busybox" in r.stdout
+    assert "Pull complete" in r.stdout and f"Downloaded newer image for {ref}" in r.stdout
+    digest = next(w for w in r.stdout.split() if w.startswith("sha256:"))
+    r = docker(daemon, "images", "--digests", f"{registry.host}/busybox")
+    assert digest in r.stdout and archives["busybox"][1][7:19] in r.stdout, r.stdout
+    r = docker(daemon, "pull", ref)
+    assert f"Image is up to date for {ref}" in r.stdout
+    r = docker(daemon, "rmi", ref)
+    assert r.returncode == 0, r.stderr
+    r = docker(daemon, "pull", f"{registry.host}/busybox@{digest}")
+    assert r.returncode == 0 and f"Digest: {digest}" in r.stdout, r.stderr
+    r = docker(daemon, "inspect", "-f", "{{.Id}} {{json .RepoDigests}} {{json .RepoTags}}",
+               f"{registry.host}/busybox@{digest}")
+    assert r.stdout.split() == [archives["busybox"][1],
+                                json.dumps([f"{registry.host}/busybox@{digest}"]), "[]"]
+    r = docker(daemon, "pull", f"{registry.host}/busybox:nosuch")
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f"Error response from daemon: manifest for {registry.host}/"
+                                "busybox:nosuch not found: manifest unknown: manifest unknown")
+
+
+@pytest.mark.vm
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+def test_docker_run_of_a_pulled_image(daemon: Daemon, registry: LocalRegistry) -> None:
+    r = docker(daemon, "run", "--rm", f"{registry.host}/two", "cat", "/hello")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+
+
+def test_index_picks_linux_amd64(daemon: Daemon, registry: LocalRegistry, tmp_path: Path,
+                                 archives: dict[str, tuple[Path, str]]) -> None:
+    image_id = registry.seed_index(archives["busybox"][0], "multi:latest",
+                        [("linux", "arm64"), ("linux", "amd64")], tmp_path / "a")
+    registry.seed_index(archives["busybox"][0], "armonly:latest", [("linux", "arm64")],
+                        tmp_path / "b")
+    r = daemon.request("POST", f"/images/create?fromImage={registry.host}/multi&tag=latest")
+    assert r.status == 200 and b"Downloaded newer image" in r.body, r.body
+    doc = daemon.request("GET", f"/images/{registry.host}/multi/json").json()
+    assert doc["Id"] == image_id
+    r = daemon.request("POST", f"/images/create?fromImage={registry.host}/armonly&tag=latest")
+    assert (r.status, r.message) == (
+        404, "no matching manifest for linux/amd64 in the manifest list entries")
+
+
+def test_registry_killed_mid_pull(daemon: Daemon, tmp_path: Path,
+                                  archives: dict[str, tuple[Path, str]]) -> None:
+    reg = LocalRegistry(tmp_path / "reg").start()
+    proxy = ThrottledProxy(reg.port, rate=2 << 20)
+    try:
+        reg.seed(archives["big"][0], "big:latest")
+        before = docker(daemon, "images", "-q", "--no-trunc").stdout
+        ref = f"{proxy.host}/big:latest"
+        proc = subprocess.Popen(["docker", "pull", ref], env=daemon.docker_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Pulling fs layer" in line:
+                break
+        reg.stop()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert err.startswith("error pulling image") or "connection" in err or "EOF" in err, err
+        assert docker(daemon, "images", "-q", "--no-trunc").stdout == before
+        leftovers = [p for p in (daemon.root / "image" / "tmp").iterdir()]
+        assert leftovers == [], leftovers
+        reg.start()
+        r = docker(daemon, "pull", ref, timeout=180)
+        assert r.returncode == 0 and "Downloaded newer image" in r.stdout, r.stderr
+        r = docker(daemon, "inspect", "-f", "{{.Id}}", ref)
+        assert r.stdout.strip() == archives["big"][1]
+    finally:
+        proxy.close()
+        reg.stop()
+
+
+def test_vmcontainer_pull_prints_docker_lines(daemon: Daemon, registry: LocalRegistry) -> None:
+    import sys
+    ref = f"{registry.host}/two:latest"
+    docker(daemon, "rmi", ref)
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "pull", ref], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "latest: Pulling from two" and out[-1].startswith("Status: Downloaded")
+    assert any(line.endswith(": Pull complete") for line in out)
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "pull", f"{registry.host}/two:nosuch"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "manifest unknown" in r.stderr

@@ -1,0 +1,162 @@
+"""How skopeo reaches a registry: TLS policy, credentials, and errors in Docker's words.
+
+TLS follows Docker's ``registry/config.go`` (``isSecureIndex``): a registry is
+*insecure* — HTTPS without certificate checks, falling back to plain HTTP, which is
+what ``skopeo --tls-verify=false`` does — when its host is a loopback address
+(127.0.0.0/8, ::1, ``localhost``) or is listed in ``daemon.json``
+``insecure-registries`` (``host[:port]`` or a CIDR such as ``10.0.0.0/8``). Unlike
+Docker, host names other than ``localhost`` are not resolved to match a CIDR.
+
+Credentials never reach argv (other users can read ``/proc/*/cmdline``): they go
+into an auth file (containers-auth.json(5), the format of Docker's
+``config.json``) with mode 0600 in the operation's staging directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmcontainer.errors import (
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    System,
+    Unauthorized,
+    Unavailable,
+    VmcError,
+)
+from vmcontainer.image.errors import ToolFailed
+from vmcontainer.image.reference import Reference
+
+MAX_CREDENTIAL_LENGTH = 16384
+"""Longest user name, password or token accepted, in characters."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a client sent in ``X-Registry-Auth`` (Engine API ``AuthConfig``):
+    ``username``/``password``, or an ``identity_token`` (OAuth refresh token)."""
+
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""
+
+    def __post_init__(self) -> None:
+        for value in (self.username, self.password, self.identity_token):
+            if len(value) > MAX_CREDENTIAL_LENGTH or "\x00" in value:
+                raise InvalidParameter("invalid registry credentials")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.username or self.password or self.identity_token)
+
+    def auth_entry(self) -> dict[str, str]:
+        """One ``auths`` entry of an auth file: ``{"auth": base64("user:pass")}`` or
+        ``{"identitytoken": ...}``."""
+        if self.identity_token:
+            return {"identitytoken": self.identity_token}
+        pair = f"{self.username}:{self.password}".encode()
+        return {"auth": base64.b64encode(pair).decode()}
+
+
+ANONYMOUS = Credentials()
+
+
+def _host(domain: str) -> str:
+    if domain.startswith("["):
+        return domain[1:].partition("]")[0]
+    return domain.rpartition(":")[0] if domain.count(":") == 1 else domain
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    """``insecure``: daemon.json ``insecure-registries`` entries (``host[:port]`` or CIDR)."""
+
+    insecure: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, entries: Sequence[str]) -> RegistryPolicy:
+        """Validate ``insecure-registries``; raises InvalidParameter for a bad entry."""
+        for entry in entries:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise InvalidParameter(f"insecure-registries: {entry!r} is not a CIDR "
+                                           "or host[:port]") from None
+            elif not entry or "://" in entry or any(c.isspace() for c in entry):
+                raise InvalidParameter(f"insecure-registries: {entry!r} is not a CIDR "
+                                       "or host[:port]")
+        return cls(tuple(entries))
+
+    def tls_verify(self, domain: str) -> bool:
+        """Whether certificates of the registry at ``domain`` (``host[:port]``) are checked."""
+        host = _host(domain)
+        address = _address(host)
+        if host == "localhost" or (address is not None and address.is_loopback):
+            return False
+        for entry in self.insecure:
+            if "/" in entry:
+                if address is not None and address in ipaddress.ip_network(entry, strict=False):
+                    return False
+            elif entry in (domain, host):
+                return False
+        return True
+
+    def skopeo_args(self, side: str, domain: str, creds: Credentials, workdir: Path) -> list[str]:
+        """``skopeo copy``/``inspect`` options for one end (``side``: "src", "dest",
+        or "" for ``inspect``): TLS policy and, if any, an auth file in ``workdir``."""
+        prefix = f"--{side}-" if side else "--"
+        args = [] if self.tls_verify(domain) else [f"{prefix}tls-verify=false"]
+        if creds.empty:
+            return [*args, f"{prefix}no-creds"] if side else args
+        authfile = workdir / f"auth-{side or 'inspect'}.json"
+        fd = os.open(authfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"auths": {domain: creds.auth_entry()}}, fh)
+        return [*args, f"{prefix}authfile={authfile}"]
+
+
+def registry_error(err: ToolFailed, ref: Reference) -> VmcError:
+    """Docker's wording for a failed registry operation on ``ref`` (moby
+    ``distribution/errors.go``): a missing manifest is NotFound (``manifest for
+    127.0.0.1:5000/busybox:nosuch not found: manifest unknown: manifest unknown``),
+    refused credentials Unauthorized (401), denied access Forbidden (403), an
+    unreachable registry Unavailable, anything else System; skopeo's own cause."""
+    text = str(err)
+    message = text.partition(": ")[2] or text  # without "skopeo failed (exit 1): "
+    if "manifest unknown" in text:
+        return NotFound(f"manifest for {ref.familiar} not found: manifest unknown: "
+                        "manifest unknown")
+    if "unauthorized" in text or "authentication required" in text:
+        return Unauthorized(_after_initializing(message))
+    if "denied" in text:
+        return Forbidden(_after_initializing(message))
+    if "connection refused" in text or "no such host" in text or "i/o timeout" in text:
+        return Unavailable(_after_initializing(message))
+    return System(_after_initializing(message))
+
+
+def _after_initializing(message: str) -> str:
+    """skopeo's ``initializing source docker://x: reading manifest ...: cause`` without
+    the clauses that name skopeo's transport rather than the image (Docker says
+    ``Get "https://host/v2/": dial tcp ...: connection refused``)."""
+    for lead in ("pinging container registry ",):
+        head, found, rest = message.partition(lead)
+        if found:
+            return rest.partition(": ")[2] or message
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head.startswith(("initializing ", "copying ")) else message
