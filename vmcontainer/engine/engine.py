@@ -14,7 +14,6 @@ import asyncio
 import builtins
 import contextlib
 import logging
-import os
 import signal
 from collections import defaultdict
 from collections.abc import Awaitable
@@ -32,12 +31,13 @@ from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
 from vmcontainer.engine.processes import ProcessesMixin
+from vmcontainer.engine.recovery import RecoveryMixin
 from vmcontainer.engine.remove import remove_container
 from vmcontainer.engine.resources import updated_host_config
 from vmcontainer.engine.restart import Restarts
 from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
-from vmcontainer.engine.start import Running, adopt_container, start_container
+from vmcontainer.engine.start import Running, start_container
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import (
     Conflict,
@@ -59,7 +59,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 
@@ -392,60 +392,3 @@ class Engine(OutputMixin, ProcessesMixin):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def adopt(self) -> builtins.list[str]:
-        """Watch again every container whose VM still runs (started by an earlier
-        daemon or CLI). Returns their IDs; a VM whose agent does not answer is
-        killed and recorded as exited."""
-        adopted = []
-        for c in self.ctx.store.all():  # all() reconciles records of dead VMs
-            if c.state.status not in (Status.RUNNING, Status.PAUSED) or c.id in self._running:
-                continue
-            output = self._outputs.setdefault(c.id, Broadcast())
-            try:
-                running = await adopt_container(self.ctx, c, output.publish)
-            except VmcError as err:
-                log.warning("container %s: cannot adopt its VM: %s", c.short_id, err)
-                self._outputs.pop(c.id, None)
-                remove_vm = c.state.pid
-                if remove_vm:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(remove_vm, signal.SIGKILL)
-                continue
-            self._running[c.id] = running
-            self._spawn(self._watch(c.id, running, output))
-            self.health.watch(c)
-            adopted.append(c.id)
-        return adopted
-
-    async def restore(self) -> builtins.list[str]:
-        """At daemon start, after ``adopt``: start, as ``docker start`` would and
-        all at once, the containers their restart policy says to (moby
-        ``daemon.restore``). Returns the IDs started."""
-        chosen = self.restarts.to_restore(set(self._running))
-
-        async def start(cid: str) -> str | None:
-            try:
-                await self.start(cid)
-                return cid
-            except VmcError as err:
-                log.warning("container %s: restart policy: cannot start: %s", cid[:12], err)
-                return None
-
-        started = await asyncio.gather(*(start(cid) for cid in chosen))
-        return [cid for cid in started if cid]
-
-    async def close(self) -> None:
-        """Stop watching (VMs keep running, for ``adopt`` by the next daemon)."""
-        await self.health.close()
-        for task in [*self._tasks, *self.restarts.tasks()]:
-            task.cancel()
-        for running in list(self._running.values()):
-            if running.task is not None:
-                running.task.cancel()
-        await asyncio.gather(*self._tasks, *self.restarts.tasks(),
-                             *(r.task for r in self._running.values() if r.task),
-                             return_exceptions=True)
-        for running in list(self._running.values()):
-            await running.machine.release()
-        self._running.clear()
