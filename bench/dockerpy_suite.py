@@ -7,7 +7,8 @@ no tests) against a fresh vmcontainer daemon, with the installed ``docker``
 package. Those tests expect ``alpine:3.10`` and pull it when missing; there is no
 registry here, so a stand-in is loaded under that name first: Debian's
 busybox-static with every applet, and Alpine's users and groups (uid 70
-``postgres``, which ``test_exec_command_as_user`` uses). Default selection: the
+``postgres``, which ``test_exec_command_as_user`` uses) and directories
+(``/var/opt``, ``test_exec_command_with_workdir``). Default selection: the
 process tests of the issue "Processes inside the VM" (attach, exec, kill,
 restart, pause, resize, top, wait, stop, logs, health).
 
@@ -49,7 +50,8 @@ def stand_in(path: Path) -> None:
                              check=True).stdout.split()
     entries = [e for e in busybox_rootfs_entries([a for a in applets if a != "busybox"])
                if e.name not in ("etc/passwd", "etc/group")]
-    entries += [Entry("etc/passwd", data=ALPINE_PASSWD), Entry("etc/group", data=ALPINE_GROUP)]
+    entries += [Entry("etc/passwd", data=ALPINE_PASSWD), Entry("etc/group", data=ALPINE_GROUP),
+                Entry("var", "dir", mode=0o755), Entry("var/opt", "dir", mode=0o755)]
     write_docker_archive(path, [layer_tar(entries)], ["alpine:3.10"],
                          {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:"
                                                       "/usr/sbin:/usr/bin:/sbin:/bin"]})
