@@ -19,7 +19,6 @@ from vmcontainer.engine import resources
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
 
-RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env",
                      "env-regex", "tag")
 """moby jsonfilelog ValidateLogOpt"""
@@ -180,13 +179,7 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     restart = host.sub("RestartPolicy")
     policy = restart.text("Name")
     retries = restart.integer("MaximumRetryCount")
-    if policy not in RESTART_POLICIES:
-        raise InvalidParameter(f"invalid restart policy '{policy}'")
-    if retries and policy != "on-failure":
-        raise InvalidParameter(f"maximum retry count cannot be used with restart policy "
-                               f"'{policy}'")
-    if retries < 0:
-        raise InvalidParameter("maximum retry count cannot be negative")
+    resources.check_restart_policy(policy, retries)
     auto_remove = host.flag("AutoRemove")
     if auto_remove and policy not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")

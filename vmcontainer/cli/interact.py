@@ -22,7 +22,8 @@ def raw_socket(conn: Any) -> socket.socket:
     return getattr(conn, "_sock", conn)  # type: ignore[no-any-return]
 
 
-def _copy_stdin(sock: socket.socket) -> None:
+def copy_stdin(sock: socket.socket) -> None:
+    """This process's stdin into ``sock``, then half-close it (the far end reads EOF)."""
     fd = sys.stdin.fileno()
     try:
         while data := os.read(fd, CHUNK):
@@ -37,7 +38,7 @@ def interact(conn: Any, with_stdin: bool) -> None:
     closes the stream."""
     sock = raw_socket(conn)
     if with_stdin:
-        threading.Thread(target=_copy_stdin, args=(sock,), daemon=True).start()
+        threading.Thread(target=copy_stdin, args=(sock,), daemon=True).start()
     reader = sock.makefile("rb", buffering=0)
     with contextlib.suppress(ConnectionError):
         copy_out(demux(reader, tty=False))

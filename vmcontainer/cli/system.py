@@ -17,6 +17,7 @@ import threading
 import click
 
 from vmcontainer.cli.common import daemon_host
+from vmcontainer.cli.interact import copy_stdin
 from vmcontainer.errors import VmcError
 
 CHUNK = 65536
@@ -43,7 +44,7 @@ def dial_stdio() -> None:
         sys.exit(1)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(path))
-    threading.Thread(target=_stdin_to_socket, args=(sock,), daemon=True).start()
+    threading.Thread(target=copy_stdin, args=(sock,), daemon=True).start()
     out = sys.stdout.fileno()
     while data := sock.recv(CHUNK):
         view = memoryview(data)
@@ -51,12 +52,3 @@ def dial_stdio() -> None:
             view = view[os.write(out, view):]
     sock.close()
 
-
-def _stdin_to_socket(sock: socket.socket) -> None:
-    fd = sys.stdin.fileno()
-    try:
-        while data := os.read(fd, CHUNK):
-            sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
