@@ -220,3 +220,14 @@ def test_unsupported_options_are_refused_not_ignored(daemon: Daemon) -> None:
         r = docker(daemon, "run", "--rm", *flags, "busybox", "true")
         assert r.returncode == 125 and ("vmcontainer" in r.stderr or "VM container" in r.stderr), (
             flags, r.stderr)
+
+
+def test_dns_and_extra_hosts_reach_the_guest(daemon: Daemon) -> None:
+    r = docker(daemon, "run", "--rm", "--dns", "10.9.8.7", "--dns-search", "corp.test",
+               "--dns-option", "ndots:3", "--add-host", "db.local:10.1.2.3", "busybox",
+               "sh", "-c", "cat /etc/resolv.conf; grep db.local /etc/hosts")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("nameserver 10.9.8.7\nsearch corp.test\noptions ndots:3\n"
+                        "10.1.2.3\tdb.local\n")
+    r = docker(daemon, "run", "--rm", "--add-host", "gw:host-gateway", "busybox", "true")
+    assert r.returncode == 125 and "host-gateway" in r.stderr

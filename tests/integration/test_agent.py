@@ -17,7 +17,7 @@ import pytest
 from conftest import all_applets
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
-from vmcontainer.engine.create import hosts_text
+from vmcontainer.engine.names_files import hosts_text
 from vmcontainer.engine.start import KERNEL_CMDLINE
 from vmcontainer.guestlink.configdisk import write_config_disk
 from vmcontainer.guestlink.link import AgentLink

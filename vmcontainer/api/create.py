@@ -16,6 +16,7 @@ from typing import Any
 
 from vmcontainer.api.createchecks import refuse_unsupported
 from vmcontainer.engine import resources
+from vmcontainer.engine.names_files import check_dns, check_extra_hosts
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
 
@@ -201,7 +202,19 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     return {"memory_bytes": memory, "nano_cpus": nano_cpus, "auto_remove": auto_remove,
             "restart_policy": policy or "no", "restart_max_retries": retries,
             "init": host.flag("Init"), "console_size": _console_size(host),
+            **_names(host),
             "resources": rc, "log_options": log_options}
+
+
+def _names(host: Fields) -> dict[str, tuple[str, ...]]:
+    """--dns, --dns-search, --dns-option, --add-host: checked, for the guest's
+    /etc/resolv.conf and /etc/hosts (``vmcontainer.engine.names_files``)."""
+    dns = host.strings("Dns") or ()
+    extra = host.strings("ExtraHosts") or ()
+    check_dns(dns)
+    check_extra_hosts(extra)
+    return {"dns": dns, "dns_search": host.strings("DnsSearch") or (),
+            "dns_options": host.strings("DnsOptions") or (), "extra_hosts": extra}
 
 
 def _console_size(host: Fields) -> tuple[int, int] | None:

@@ -26,10 +26,6 @@ REFUSED_WHEN_SET = {
     "DeviceRequests": "device requests (--gpus)",
     "CapDrop": "dropping capabilities (--cap-drop)",
     "SecurityOpt": "security options (--security-opt)",
-    "ExtraHosts": "extra hosts (--add-host)",
-    "Dns": "DNS servers (--dns)",
-    "DnsSearch": "DNS search domains (--dns-search)",
-    "DnsOptions": "DNS options (--dns-option)",
 }
 #: Namespace modes: a VM has no host namespace, nor another container's, to join.
 NAMESPACE_MODES = {"PidMode": "PID", "IpcMode": "IPC", "UTSMode": "UTS",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import secrets
-from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.container import Container
@@ -82,6 +81,8 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
         "GroupAdd": None,
         "ConsoleSize": list(spec.console_size) if spec.console_size else [0, 0],
         "Init": spec.init,
+        "Dns": list(spec.dns), "DnsSearch": list(spec.dns_search),
+        "DnsOptions": list(spec.dns_options), "ExtraHosts": list(spec.extra_hosts) or None,
         "Runtime": "vmcontainer",
         **rc,
     }
@@ -136,28 +137,5 @@ def create_container(store: ContainerStore, images: ImageStore, spec: ContainerS
             store.delete(cid)
             raise
     return container
-
-
-def resolv_conf_text() -> str:
-    """The host's /etc/resolv.conf without loopback name servers (unreachable from
-    the guest), as Docker filters it; Docker's fallback servers when none remain."""
-    try:
-        lines = Path("/etc/resolv.conf").read_text().splitlines()
-    except OSError:
-        lines = []
-    kept = [ln for ln in lines if not (ln.startswith("nameserver") and (
-        ln.split()[1:2] and (ln.split()[1].startswith("127.") or ln.split()[1] == "::1")))]
-    if not any(ln.startswith("nameserver") for ln in kept):
-        kept += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(kept) + "\n"
-
-
-def hosts_text(hostname: str) -> str:
-    """/etc/hosts of a container without network endpoints (Docker's defaults)."""
-    return (
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-        f"ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
 
 

@@ -45,6 +45,10 @@ class ContainerSpec:
     stdin_once: bool = False
     console_size: tuple[int, int] | None = None  # (rows, cols), Docker's [height, width]
     init: bool = False
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # "name:ip" items
     healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's
     resources: dict[str, Any] = field(default_factory=dict)  # other HostConfig resources given
     log_options: dict[str, str] = field(default_factory=dict)  # HostConfig.LogConfig.Config

@@ -17,8 +17,9 @@ from typing import Any
 
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.engine.create import hosts_text, resolv_conf_text, vm_size
+from vmcontainer.engine.create import vm_size
 from vmcontainer.engine.logs import JsonFileWriter
+from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
 from vmcontainer.engine.process import process_env
 from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.state import Status, now_rfc3339
@@ -84,12 +85,14 @@ def guest_config(c: Container) -> dict[str, Any]:
     """The config disk's JSON (guest/PROTOCOL.md) for container ``c``."""
     cfg = c.config
     hostname = cfg["Hostname"]
+    hc = c.host_config
     rows, cols = console_size(c.host_config.get("ConsoleSize"))
     return {
         "id": c.id,
         "hostname": hostname,
-        "hosts": hosts_text(hostname),
-        "resolv_conf": resolv_conf_text(),
+        "hosts": hosts_text(hostname, hc.get("ExtraHosts") or ()),
+        "resolv_conf": resolv_conf_text(hc.get("Dns") or (), hc.get("DnsSearch") or (),
+                                        hc.get("DnsOptions") or ()),
         "rootfs": {"serial": "rootfs", "fstype": "ext4", "readonly": False},
         "process": {
             "args": [c.path, *c.args],
