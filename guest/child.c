@@ -198,6 +198,10 @@ void vmc_child_exec(const struct vmc_process *p, const struct vmc_child_io *io, 
     for (size_t i = 0; i < user.nsgids && ngroups < sizeof groups / sizeof groups[0]; i++)
         if (user.sgids[i] != user.gid)
             groups[ngroups++] = user.sgids[i];
+    /* Then Docker's GroupAdd (names from the image's /etc/group). */
+    for (char **g = p->groups; g != NULL && *g != NULL && ngroups < sizeof groups / sizeof groups[0]; g++)
+        if (vmc_group_resolve(*g, "/etc/group", &groups[ngroups++], msg, sizeof msg) < 0)
+            vmc_child_fail(VMC_EXIT_SETUP_FAILED, "%s", msg);
     if (setgroups(ngroups, groups) < 0)
         VMC_CHILD_SYSFAIL("setgroups", p->user);
     if (setgid(user.gid) < 0)

@@ -158,6 +158,7 @@ void vmc_process_free(struct vmc_process *p)
 {
     free_array(p->args);
     free_array(p->env);
+    free_array(p->groups);
     free(p->cwd);
     free(p->user);
     memset(p, 0, sizeof *p);
@@ -220,6 +221,13 @@ int vmc_process_parse(json_object *process, const char *what, struct vmc_process
         get_bool(process, "init", &p->init) < 0) {
         fail(err, errlen, "\"%s.tty\", \"%s.stdin\" and \"%s.init\" must be booleans", what, what, what);
         goto bad;
+    }
+    if (json_object_object_get_ex(process, "groups", &v) && !json_object_is_type(v, json_type_null)) {
+        size_t ngroups = 0;
+        if (!json_object_is_type(v, json_type_array) || (p->groups = get_string_array(v, 0, &ngroups)) == NULL) {
+            fail(err, errlen, "\"%s.groups\" must be an array of strings", what);
+            goto bad;
+        }
     }
     if (get_u16(process, "rows", &p->rows) < 0 || get_u16(process, "cols", &p->cols) < 0) {
         fail(err, errlen, "\"%s.rows\" and \"%s.cols\" must be integers from 0 to 65535", what, what);

@@ -17,6 +17,7 @@ struct vmc_process {
     bool stdin; /* stdin fed by STDIN frames (else /dev/null, or the PTY) */
     int rows, cols; /* initial PTY size; 0: leave the kernel's */
     bool init;      /* config only: the agent's small init as PID 1 */
+    char **groups;  /* Docker's GroupAdd: names or numbers; NULL-terminated, may be NULL */
     bool make_cwd;  /* create cwd when missing: the main process yes (as Docker's
                      * create), an exec no (Docker's exec fails on chdir) */
 };

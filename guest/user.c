@@ -229,3 +229,27 @@ void vmc_user_free(struct vmc_user *u)
     free(u->home);
     memset(u, 0, sizeof *u);
 }
+
+int vmc_group_resolve(const char *name, const char *group_path, gid_t *out, char *err, size_t errlen)
+{
+    long n;
+    if (parse_int(name, &n)) {
+        if (n < 0 || n > 0x7fffffffL)
+            return fail(err, errlen, "invalid group %s", name);
+        *out = (gid_t)n;
+        return 0;
+    }
+    char *group = vmc_read_file(group_path, MAX_FILE, NULL);
+    int rc = fail(err, errlen, "unable to find group %s: no matching entries in group file", name);
+    char *f[4];
+    for (char *pos = group, *line; (line = next_line(&pos)) != NULL;) {
+        split_fields(line, f, 4);
+        if (strcmp(f[0], name) == 0) {
+            *out = (gid_t)field_int(f[2]);
+            rc = 0;
+            break;
+        }
+    }
+    free(group);
+    return rc;
+}

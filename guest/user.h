@@ -22,4 +22,9 @@ int vmc_user_resolve(const char *spec, const char *passwd_path, const char *grou
                      char *err, size_t errlen);
 void vmc_user_free(struct vmc_user *u);
 
+/* One GroupAdd entry: a number as it is, a name looked up in group_path. 0, or -1
+ * with runc's message ("unable to find group NAME: no matching entries in group
+ * file") in err. */
+int vmc_group_resolve(const char *name, const char *group_path, gid_t *out, char *err, size_t errlen);
+
 #endif

@@ -231,3 +231,17 @@ def test_dns_and_extra_hosts_reach_the_guest(daemon: Daemon) -> None:
                         "10.1.2.3\tdb.local\n")
     r = docker(daemon, "run", "--rm", "--add-host", "gw:host-gateway", "busybox", "true")
     assert r.returncode == 125 and "host-gateway" in r.stderr
+
+
+def test_group_add_in_run_and_exec(daemon: Daemon, name: str) -> None:
+    r = docker(daemon, "run", "-d", "--name", name, "--group-add", "1234", "--group-add",
+               "nogroup", "-u", "nobody", "busybox", "sleep", "300")
+    assert r.returncode == 0, r.stderr
+    for cmd in (["run", "--rm", "--group-add", "1234", "--group-add", "nogroup", "-u",
+                 "nobody", "busybox", "id", "-G"], ["exec", name, "id", "-G"]):
+        r = docker(daemon, *cmd)
+        assert (r.returncode, r.stdout.split()) == (0, ["65534", "1234"]), (cmd, r.stderr)
+    r = docker(daemon, "run", "--rm", "--group-add", "nosuchgroup", "busybox", "true")
+    assert r.returncode == 125
+    assert "unable to find group nosuchgroup: no matching entries in group file" in r.stderr
+    docker(daemon, "rm", "-f", name)

@@ -173,10 +173,10 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     if rc.get("PidsLimit") is not None and rc["PidsLimit"] <= 0:  # Docker: unlimited, null
         rc["PidsLimit"] = None
     warnings.extend(resources.not_enforced(rc))
-    if host.strings("GroupAdd"):
-        raise InvalidParameter("HostConfig.GroupAdd (docker run --group-add) is not supported "
-                               "by vmcontainer yet: the guest agent cannot give the process "
-                               "extra groups")
+    group_add = host.strings("GroupAdd") or ()
+    if any(not g or "\x00" in g or ":" in g for g in group_add):
+        raise InvalidParameter('invalid value for "HostConfig.GroupAdd": a group name or '
+                               "number per item")
     restart = host.sub("RestartPolicy")
     policy = restart.text("Name")
     retries = restart.integer("MaximumRetryCount")
@@ -202,7 +202,7 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     return {"memory_bytes": memory, "nano_cpus": nano_cpus, "auto_remove": auto_remove,
             "restart_policy": policy or "no", "restart_max_retries": retries,
             "init": host.flag("Init"), "console_size": _console_size(host),
-            **_names(host),
+            **_names(host), "group_add": group_add,
             "resources": rc, "log_options": log_options}
 
 

@@ -78,7 +78,7 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
         "RestartPolicy": {"Name": spec.restart_policy or "no",
                           "MaximumRetryCount": spec.restart_max_retries},
         "AutoRemove": spec.auto_remove,
-        "GroupAdd": None,
+        "GroupAdd": list(spec.group_add) or None,
         "ConsoleSize": list(spec.console_size) if spec.console_size else [0, 0],
         "Init": spec.init,
         "Dns": list(spec.dns), "DnsSearch": list(spec.dns_search),

@@ -197,9 +197,10 @@ class ExecManager:
         await running.sessions.send_json(MsgType.EXEC, {
             "args": list(cfg.get("Cmd") or []), "env": env,
             "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
-            "user": cfg.get("User") if cfg.get("User") is not None else
-            (c.config.get("User") or ""),
+            # an empty User is the container's (moby: execConfig.User or c.Config.User)
+            "user": cfg.get("User") or c.config.get("User") or "",
             "tty": bool(cfg.get("Tty")), "stdin": bool(cfg.get("AttachStdin")),
+            "groups": list(c.host_config.get("GroupAdd") or []),  # as runc's exec
             "rows": rows, "cols": cols,
         }, inst.session)
         while (frame := await running.sessions.next(inst.session)) is not None:

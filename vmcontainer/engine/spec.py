@@ -49,6 +49,7 @@ class ContainerSpec:
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()  # "name:ip" items
+    group_add: tuple[str, ...] = ()  # supplementary groups: names (image's) or numbers
     healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's
     resources: dict[str, Any] = field(default_factory=dict)  # other HostConfig resources given
     log_options: dict[str, str] = field(default_factory=dict)  # HostConfig.LogConfig.Config

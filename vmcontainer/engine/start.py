@@ -104,6 +104,7 @@ def guest_config(c: Container) -> dict[str, Any]:
             "rows": rows,
             "cols": cols,
             "init": bool(c.host_config.get("Init")),
+            "groups": list(hc.get("GroupAdd") or []),
         },
     }
 
