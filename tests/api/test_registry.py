@@ -282,3 +282,70 @@ def test_tls_registry_pull(daemon: Daemon, tmp_path: Path,
         assert r.stdout.strip() == archives["two"][1]
     finally:
         reg.stop()
+
+
+def test_push_streams_docker_json_then_pull_gives_same_id(
+        daemon: Daemon, registry: LocalRegistry, tmp_path: Path,
+        archives: dict[str, tuple[Path, str]]) -> None:
+    load = docker(daemon, "load", "-i", str(archives["two"][0]))
+    assert load.returncode == 0, load.stderr
+    target = f"{registry.host}/pushed"
+    assert docker(daemon, "tag", "two:latest", f"{target}:v1").returncode == 0
+    auth = {"X-Registry-Auth": "e30="}
+    r = daemon.request("POST", f"/images/{target}/push?tag=v1", headers=auth)
+    assert r.status == 200, r.body
+    docs = lines(r.body)
+    assert docs[0] == {"status": f"The push refers to repository [{target}]"}
+    diff_ids = daemon.request("GET", f"/images/{target}:v1/json").json()["RootFS"]["Layers"]
+    ids = [d[7:19] for d in diff_ids]
+    assert [(d["status"], d["id"]) for d in docs[1:3]] == [("Preparing", i) for i in ids]
+    for layer in ids:
+        assert {"status": "Pushed", "progressDetail": {}, "id": layer} in docs, docs
+    digest = str(docs[-1]["aux"]["Digest"])  # type: ignore[index]
+    size = docs[-1]["aux"]["Size"]  # type: ignore[index]
+    assert docs[-2] == {"status": f"v1: digest: {digest} size: {size}"}
+    assert docs[-1] == {"progressDetail": {}, "aux": {"Tag": "v1", "Digest": digest,
+                                                      "Size": size}}
+    again = lines(daemon.request("POST", f"/images/{target}/push?tag=v1", headers=auth).body)
+    assert again[-1] == docs[-1]
+    r = daemon.request("POST", f"/images/{target}/push?tag=v1")
+    assert (r.status, r.message) == (400, "Bad parameters and missing X-Registry-Auth: EOF")
+    missing = lines(daemon.request("POST", f"/images/{registry.host}/nosuch/push?tag=v1",
+                                   headers=auth).body)
+    message = f"An image does not exist locally with the tag: {registry.host}/nosuch"
+    assert missing[-1] == {"errorDetail": {"message": message}, "error": message}
+    # the CLI, and a clean store pulling the new name
+    assert docker(daemon, "tag", "two:latest", f"{target}:v2").returncode == 0
+    r = docker(daemon, "push", f"{target}:v2")
+    assert r.returncode == 0, r.stderr
+    assert f"v2: digest: {digest}" in r.stdout
+    clean = Daemon(tmp_path / "root", tmp_path / "d.sock")
+    clean.start()
+    try:
+        r = docker(clean, "pull", f"{target}:v2")
+        assert r.returncode == 0, r.stderr
+        r = docker(clean, "inspect", "-f", "{{.Id}}", f"{target}:v2")
+        assert r.stdout.strip() == archives["two"][1]
+    finally:
+        assert clean.stop() == 0
+
+
+def test_push_with_login_and_vmcontainer_push(daemon: Daemon, auth_registry: LocalRegistry,
+                                              tmp_path: Path) -> None:
+    import sys
+    host, config = auth_registry.host, tmp_path / "docker-config"
+    ref = f"{host}/mine:1"
+    assert docker(daemon, "tag", "busybox:latest", ref).returncode == 0
+    r = docker_as(daemon, config, "push", ref)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == "no basic auth credentials"
+    r = docker_as(daemon, config, "login", "-u", USER, "--password-stdin", host,
+                  stdin=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "push", ref], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "DOCKER_CONFIG": str(config)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"The push refers to repository [{host}/mine]"
+    assert r.stdout.splitlines()[-1].startswith("1: digest: sha256:")
+    assert PASSWORD not in daemon.log_text()
