@@ -30,13 +30,15 @@ def default_root() -> Path:
 class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
     ``memory_mib``/``vcpus``: VM size when the container asks for none;
-    ``insecure_registries``: daemon.json ``insecure-registries``."""
+    ``insecure_registries``: daemon.json ``insecure-registries``;
+    ``registry_certs_dir``: daemon.json ``registry-certs-dir``."""
 
     root: Path
     boot_dir: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     vcpus: int = DEFAULT_VCPUS
     insecure_registries: tuple[str, ...] = ()
+    registry_certs_dir: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:

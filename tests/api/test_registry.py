@@ -198,3 +198,154 @@ def test_vmcontainer_pull_prints_docker_lines(daemon: Daemon, registry: LocalReg
                         "pull", f"{registry.host}/two:nosuch"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 1 and "manifest unknown" in r.stderr
+
+
+USER, PASSWORD = "alice", "s3cret-pw"
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory,
+                  archives: dict[str, tuple[Path, str]]) -> Iterator[LocalRegistry]:
+    reg = LocalRegistry(tmp_path_factory.mktemp("registry-auth"),
+                        htpasswd=(USER, PASSWORD)).start()
+    reg.seed(archives["busybox"][0], "busybox:latest")
+    yield reg
+    reg.stop()
+
+
+def docker_as(d: Daemon, config: Path, *args: str,
+              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env={**d.docker_env, "DOCKER_CONFIG": str(config)},
+                          capture_output=True, text=True, timeout=120, input=stdin)
+
+
+def test_login_then_pull_from_auth_registry(daemon: Daemon, auth_registry: LocalRegistry,
+                                            tmp_path: Path,
+                                            archives: dict[str, tuple[Path, str]]) -> None:
+    host, config = auth_registry.host, tmp_path / "docker-config"
+    ref = f"{host}/busybox:latest"
+    r = docker_as(daemon, config, "pull", ref)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (f'Error response from daemon: Head "http://{host}/v2/busybox/'
+                                'manifests/latest": no basic auth credentials')
+    r = docker_as(daemon, config, "login", "-u", USER, "--password-stdin", host,
+                  stdin="wrong\n")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"Error response from daemon: login attempt to http://{host}/v2/ failed with "
+        "status: 401 Unauthorized")
+    r = docker_as(daemon, config, "login", "-u", USER, "--password-stdin", host,
+                  stdin=PASSWORD + "\n")
+    assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+    r = docker_as(daemon, config, "pull", ref)
+    assert r.returncode == 0 and "Downloaded newer image" in r.stdout, r.stderr
+    r = docker(daemon, "inspect", "-f", "{{.Id}}", ref)
+    assert r.stdout.strip() == archives["busybox"][1]
+    log = daemon.log_text()
+    assert PASSWORD not in log and "wrong" not in log.split("login")[-1]
+
+
+def test_auth_endpoint_answers_and_refuses_bad_input(daemon: Daemon,
+                                                     auth_registry: LocalRegistry) -> None:
+    host = auth_registry.host
+    good = json.dumps({"username": USER, "password": PASSWORD, "serveraddress": host})
+    r = daemon.request("POST", "/auth", good.encode(), {"Content-Type": "application/json"})
+    assert (r.status, r.json()) == (200, {"IdentityToken": "", "Status": "Login Succeeded"})
+    bad = json.dumps({"username": USER, "password": "nope", "serveraddress": host})
+    r = daemon.request("POST", "/auth", bad.encode(), {"Content-Type": "application/json"})
+    assert (r.status, r.message) == (401, f"login attempt to http://{host}/v2/ failed "
+                                          "with status: 401 Unauthorized")
+    for body in (b"garbage", b"[]", b'{"username": 5}', b'{"serveraddress": "a b/c"}',
+                 b'{"password": {"x": 1}}', b"{" + b" " * (1 << 20) + b"}"):
+        r = daemon.request("POST", "/auth", body, {"Content-Type": "application/json"})
+        assert r.status == 400, (body[:40], r.body)
+    r = daemon.request("POST", "/auth", json.dumps({"serveraddress": "127.0.0.1:1"}).encode(),
+                       {"Content-Type": "application/json"})
+    assert r.status == 503 and "connection refused" in r.message.lower(), r.body
+    r = daemon.request("POST", f"/images/create?fromImage={host}/busybox&tag=latest",
+                       headers={"X-Registry-Auth": "!!not base64!!"})
+    assert r.status == 500 and "no basic auth credentials" in r.message, r.body
+
+
+def test_tls_registry_pull(daemon: Daemon, tmp_path: Path,
+                           archives: dict[str, tuple[Path, str]]) -> None:
+    """A loopback TLS registry is reached without certificate checks, as Docker does."""
+    reg = LocalRegistry(tmp_path / "reg", tls=True)
+    reg.start()
+    try:
+        subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet",
+                        "--dest-tls-verify=false", f"docker-archive:{archives['two'][0]}",
+                        f"docker://{reg.host}/tls:latest"], check=True, capture_output=True)
+        r = docker(daemon, "pull", f"{reg.host}/tls:latest")
+        assert r.returncode == 0 and "Downloaded newer image" in r.stdout, r.stderr
+        r = docker(daemon, "inspect", "-f", "{{.Id}}", f"{reg.host}/tls:latest")
+        assert r.stdout.strip() == archives["two"][1]
+    finally:
+        reg.stop()
+
+
+def test_push_streams_docker_json_then_pull_gives_same_id(
+        daemon: Daemon, registry: LocalRegistry, tmp_path: Path,
+        archives: dict[str, tuple[Path, str]]) -> None:
+    load = docker(daemon, "load", "-i", str(archives["two"][0]))
+    assert load.returncode == 0, load.stderr
+    target = f"{registry.host}/pushed"
+    assert docker(daemon, "tag", "two:latest", f"{target}:v1").returncode == 0
+    auth = {"X-Registry-Auth": "e30="}
+    r = daemon.request("POST", f"/images/{target}/push?tag=v1", headers=auth)
+    assert r.status == 200, r.body
+    docs = lines(r.body)
+    assert docs[0] == {"status": f"The push refers to repository [{target}]"}
+    diff_ids = daemon.request("GET", f"/images/{target}:v1/json").json()["RootFS"]["Layers"]
+    ids = [d[7:19] for d in diff_ids]
+    assert [(d["status"], d["id"]) for d in docs[1:3]] == [("Preparing", i) for i in ids]
+    for layer in ids:
+        assert {"status": "Pushed", "progressDetail": {}, "id": layer} in docs, docs
+    digest = str(docs[-1]["aux"]["Digest"])  # type: ignore[index]
+    size = docs[-1]["aux"]["Size"]  # type: ignore[index]
+    assert docs[-2] == {"status": f"v1: digest: {digest} size: {size}"}
+    assert docs[-1] == {"progressDetail": {}, "aux": {"Tag": "v1", "Digest": digest,
+                                                      "Size": size}}
+    again = lines(daemon.request("POST", f"/images/{target}/push?tag=v1", headers=auth).body)
+    assert again[-1] == docs[-1]
+    r = daemon.request("POST", f"/images/{target}/push?tag=v1")
+    assert (r.status, r.message) == (400, "Bad parameters and missing X-Registry-Auth: EOF")
+    missing = lines(daemon.request("POST", f"/images/{registry.host}/nosuch/push?tag=v1",
+                                   headers=auth).body)
+    message = f"An image does not exist locally with the tag: {registry.host}/nosuch"
+    assert missing[-1] == {"errorDetail": {"message": message}, "error": message}
+    # the CLI, and a clean store pulling the new name
+    assert docker(daemon, "tag", "two:latest", f"{target}:v2").returncode == 0
+    r = docker(daemon, "push", f"{target}:v2")
+    assert r.returncode == 0, r.stderr
+    assert f"v2: digest: {digest}" in r.stdout
+    clean = Daemon(tmp_path / "root", tmp_path / "d.sock")
+    clean.start()
+    try:
+        r = docker(clean, "pull", f"{target}:v2")
+        assert r.returncode == 0, r.stderr
+        r = docker(clean, "inspect", "-f", "{{.Id}}", f"{target}:v2")
+        assert r.stdout.strip() == archives["two"][1]
+    finally:
+        assert clean.stop() == 0
+
+
+def test_push_with_login_and_vmcontainer_push(daemon: Daemon, auth_registry: LocalRegistry,
+                                              tmp_path: Path) -> None:
+    import sys
+    host, config = auth_registry.host, tmp_path / "docker-config"
+    ref = f"{host}/mine:1"
+    assert docker(daemon, "tag", "busybox:latest", ref).returncode == 0
+    r = docker_as(daemon, config, "push", ref)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == "no basic auth credentials"
+    r = docker_as(daemon, config, "login", "-u", USER, "--password-stdin", host,
+                  stdin=PASSWORD + "\n")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "vmcontainer", "-H", f"unix://{daemon.sock}",
+                        "push", ref], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "DOCKER_CONFIG": str(config)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == f"The push refers to repository [{host}/mine]"
+    assert r.stdout.splitlines()[-1].startswith("1: digest: sha256:")
+    assert PASSWORD not in daemon.log_text()

@@ -2,7 +2,9 @@
 
 Keys read: ``hosts``, ``debug``, ``data-root``, ``group``, ``tls``, ``tlsverify``,
 ``tlscacert``, ``tlscert``, ``tlskey``, ``insecure-registries`` (registries reached
-without TLS checks besides loopback ones: ``host[:port]`` or CIDR). As in Docker,
+without TLS checks besides loopback ones: ``host[:port]`` or CIDR),
+``registry-certs-dir`` (vmcontainer's own: a directory of ``<host:port>/ca.crt``
+looked at before ``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d``). As in Docker,
 a directive given both as a flag and in the file is an error; other Docker keys are
 ignored with a warning (they mean nothing here yet), and a missing default file is no error. Unlike
 Docker, ``tls`` alone also verifies clients: TCP is served only to clients with a
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 KEYS = {"hosts": list, "debug": bool, "data-root": str, "group": str, "tls": bool,
         "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
-        "insecure-registries": list}
+        "insecure-registries": list, "registry-certs-dir": str}
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class DaemonConfig:
     group: str = "vmcontainer"
     tls: TlsFiles | None = None
     insecure_registries: tuple[str, ...] = ()
+    registry_certs_dir: str = ""
 
 
 def read_file(path: Path, explicit: bool) -> dict[str, Any]:
@@ -145,4 +148,5 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
                         data_root=Path(s["data-root"]) if s.get("data-root") else None,
                         group=s.get("group", "vmcontainer"), tls=tls,
                         insecure_registries=RegistryPolicy.from_config(
-                            s.get("insecure-registries") or ()).insecure)
+                            s.get("insecure-registries") or ()).insecure,
+                        registry_certs_dir=str(s.get("registry-certs-dir") or ""))

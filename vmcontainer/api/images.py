@@ -21,13 +21,15 @@ from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, image_summary, request_version
 from vmcontainer.api.imagesave import save
 from vmcontainer.api.pullstream import run_with_progress
-from vmcontainer.api.registryauth import credentials
+from vmcontainer.api.registryauth import HEADER, credentials
 from vmcontainer.api.responses import dumps, json_response
 from vmcontainer.api.streams import start_stream
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.model import Image
-from vmcontainer.image.reference import normalize
+from vmcontainer.image.pull import Progress
+from vmcontainer.image.reference import normalize, parse_normalized
 from vmcontainer.image.staging import staging_dir
+from vmcontainer.image.store import PushResult
 
 IMAGE_FILTERS = ("dangling", "label", "reference", "before", "since", "until")
 
@@ -168,6 +170,44 @@ async def create(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def push(request: web.Request) -> web.StreamResponse:
+    """``docker push`` (Engine API v1.45 ImagePush): ``tag`` (empty: every tag of the
+    repository). ``X-Registry-Auth`` is required as in Docker (400 ``Bad parameters
+    and missing X-Registry-Auth: EOF`` without it; an undecodable one is anonymous).
+    Streams Docker's progress JSON, ending per tag with ``TAG: digest: sha256:… size:
+    N`` and the ``aux`` object ``{"Tag","Digest","Size"}``; a failure after the
+    first line is an ``errorDetail`` line."""
+    if HEADER not in request.headers:
+        raise InvalidParameter("Bad parameters and missing X-Registry-Auth: EOF")
+    creds = credentials(request)
+    name, tag_ = _name(request), params.text(request, "tag")
+    base = parse_normalized(name)
+    if base.digest is not None or (base.tag is not None and tag_):
+        raise InvalidParameter(f"invalid reference format: {name[:300]}")
+    store = engine(request).ctx.images
+    if tag_:
+        targets = [f"{base.name}:{tag_}"]
+    elif base.tag is not None:
+        targets = [str(base)]
+    else:
+        images = await asyncio.to_thread(store.list)
+        targets = sorted(str(normalize(t)) for i in images for t in i.repo_tags
+                         if normalize(t).name == base.name) or [str(base)]
+    resp: web.StreamResponse | None = None
+    for target in targets:
+        def work(progress: Progress, target: str = target) -> PushResult:
+            return store.push(target, creds, progress)
+
+        resp, result = await run_with_progress(request, work, resp)
+        await resp.write(dumps({"status": f"{result.tag}: digest: {result.digest} size: "
+                                          f"{result.size}"}))
+        await resp.write(dumps({"progressDetail": {}, "aux": {
+            "Tag": result.tag, "Digest": result.digest, "Size": result.size}}))
+    assert resp is not None
+    await resp.write_eof()
+    return resp
+
+
 async def _import(request: web.Request, source: str) -> web.StreamResponse:
     if source != "-":
         raise InvalidParameter("importing from a URL is not supported by vmcontainer yet")
@@ -200,5 +240,6 @@ def routes() -> list[Route]:
         ("GET", "/images/{name:.+}/json", inspect),
         ("GET", "/images/{name:.+}/get", get),
         ("POST", "/images/{name:.+}/tag", tag),
+        ("POST", "/images/{name:.+}/push", push),
         ("DELETE", "/images/{name:.+}", remove),
     ]

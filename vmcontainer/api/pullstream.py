@@ -68,12 +68,13 @@ def error_doc(message: str) -> dict[str, object]:
 
 
 async def run_with_progress(request: web.Request, work: Callable[[Progress], T],
+                            resp: web.StreamResponse | None = None,
                             ) -> tuple[web.StreamResponse, T]:
     """Run ``work(progress)`` in a thread, streaming its events; return the started
     response (not ended: the caller writes its last lines) and ``work``'s result.
     Raises ``work``'s error when no event came before it; after that the error is
     written as an ``errorDetail`` line and re-raised (the middleware then ends the
-    stream)."""
+    stream). ``resp``: a stream already started by an earlier operation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
@@ -87,7 +88,6 @@ async def run_with_progress(request: web.Request, work: Callable[[Progress], T],
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
     task = asyncio.ensure_future(asyncio.to_thread(run))
-    resp: web.StreamResponse | None = None
     try:
         while (event := await queue.get()) is not None:
             if resp is None:

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from vmcontainer.api import container_streams, containers, events, images, processes, system
+from vmcontainer.api import (
+    auth,
+    container_streams,
+    containers,
+    events,
+    images,
+    processes,
+    system,
+)
 from vmcontainer.api.backend import ENGINE, EngineBackend
 from vmcontainer.api.compat import VERSION_PREFIX, server_headers, version_middleware
 from vmcontainer.api.daemonconfig import TlsFiles
@@ -49,7 +57,8 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[ENGINE] = engine
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
-    for module in (system, events, containers, container_streams, processes, images):
+    for module in (system, auth, events, containers, container_streams, processes,
+                   images):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

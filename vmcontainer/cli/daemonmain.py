@@ -50,7 +50,8 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _settings(config: DaemonConfig) -> Settings:
-    env = replace(Settings.from_env(), insecure_registries=config.insecure_registries)
+    env = replace(Settings.from_env(), insecure_registries=config.insecure_registries,
+                  registry_certs_dir=config.registry_certs_dir)
     if config.data_root is None:
         return env
     boot = os.environ.get("VMCONTAINER_BOOT_DIR")

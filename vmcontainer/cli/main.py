@@ -12,7 +12,7 @@ from vmcontainer.cli.containers import inspect, logs, ps, rm
 from vmcontainer.cli.daemon import daemon
 from vmcontainer.cli.execcmd import exec_
 from vmcontainer.cli.images import images, import_, load, rmi
-from vmcontainer.cli.pull import pull
+from vmcontainer.cli.pull import pull, push
 from vmcontainer.cli.run import run
 from vmcontainer.cli.system import system
 
@@ -30,7 +30,8 @@ def cli(ctx: click.Context, debug: bool, host: str | None) -> None:
     ctx.obj = {"host": host}
 
 
-for command in (run, exec_, ps, logs, inspect, rm, images, load, import_, rmi, pull):
+for command in (run, exec_, ps, logs, inspect, rm, images, load, import_, rmi, pull,
+                push):
     cli.add_command(command)
 cli.add_command(daemon)
 cli.add_command(system)

@@ -1,4 +1,5 @@
-"""``vmcontainer pull NAME[:TAG|@DIGEST]`` through the daemon (Engine API ImageCreate).
+"""``vmcontainer pull NAME[:TAG|@DIGEST]`` and ``vmcontainer push NAME[:TAG]`` through
+the daemon (Engine API ImageCreate, ImagePush).
 
 The daemon streams Docker's progress JSON (see ``vmcontainer.api.pullstream``); on a
 terminal each layer gets a rich progress bar, otherwise lines are printed as the
@@ -65,6 +66,37 @@ def pull(reference: str, quiet: bool) -> None:
             _bars(lines)
         else:
             _plain(lines, quiet)
+    except docker.errors.APIError as err:
+        client.fail(err)
+    if quiet:
+        click.echo(reference)
+
+
+@click.command()
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
+@click.argument("reference")
+def push(reference: str, quiet: bool) -> None:
+    """Upload an image to a registry (credentials from ``docker login``)."""
+    import docker.errors
+
+    try:
+        repo, _, tag = reference.rpartition(":") if ":" in reference.rpartition("/")[2] \
+            else (reference, "", "")
+        import docker.auth
+
+        api = client.api()
+        registry, _ = docker.auth.resolve_repository_name(repo)
+        # docker-py sends no X-Registry-Auth without stored credentials; Docker wants one
+        auth = docker.auth.resolve_authconfig(api._auth_configs, registry) or {}
+        lines = api.push(repo, tag=tag or None, stream=True, decode=True,
+                         auth_config=dict(auth))
+        for doc in lines:
+            if "error" in doc:
+                raise click.ClickException(str(doc["error"]))
+            if quiet or "aux" in doc or doc.get("status") == "Pushing":
+                continue
+            prefix = f"{doc['id']}: " if doc.get("id") else ""
+            click.echo(prefix + str(doc.get("status", "")))
     except docker.errors.APIError as err:
         client.fail(err)
     if quiet:

@@ -27,7 +27,8 @@ class EngineContext:
         self.store = ContainerStore(settings.containers_dir)
         self.images = ImageStore(
             settings.image_dir,
-            registries=RegistryPolicy.from_config(settings.insecure_registries))
+            registries=RegistryPolicy.from_config(settings.insecure_registries,
+                                                  settings.registry_certs_dir))
         self._backend = backend
         self._assets = assets
         self._progress = progress

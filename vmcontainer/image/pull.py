@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmcontainer.errors import InvalidParameter, NotFound
+from vmcontainer.errors import InvalidParameter, NotFound, System, Unauthorized
 from vmcontainer.image import oci
 from vmcontainer.image.errors import ToolFailed
 from vmcontainer.image.oci import Descriptor
@@ -98,7 +98,12 @@ def _inspect(ref: Reference, target: str, policy: RegistryPolicy, creds: Credent
     try:
         raw = run(argv, env={"TMPDIR": str(workdir)}, timeout=300)
     except ToolFailed as err:
-        raise registry_error(err, ref) from err
+        failure = registry_error(err, ref)
+        if isinstance(failure, Unauthorized):
+            # a 500 as in Docker 20.10: the docker CLI answers a 401 by prompting for a login
+            failure = System(_no_credentials(ref, target, policy) if creds.empty
+                             else str(failure))
+        raise failure from err
     if len(raw) > MAX_MANIFEST_BYTES:
         raise InvalidParameter(f"manifest of {ref.familiar} is larger than 4 MiB")
     try:
@@ -108,6 +113,18 @@ def _inspect(ref: Reference, target: str, policy: RegistryPolicy, creds: Credent
     if not isinstance(doc, dict):
         raise InvalidParameter(f"manifest of {ref.familiar} is not a JSON object")
     return raw, doc
+
+
+def _no_credentials(ref: Reference, target: str, policy: RegistryPolicy) -> str:
+    """Docker's words for a registry that wants credentials none were given for:
+    ``Head "http://127.0.0.1:5000/v2/busybox/manifests/latest": no basic auth
+    credentials``."""
+    from vmcontainer.image.login import scheme
+
+    _, at, digest = target.partition("@")
+    which = digest if at else (ref.tag or "latest")
+    url = f"{scheme(ref.domain, policy)}://{ref.domain}/v2/{ref.path}/manifests/{which}"
+    return f'Head "{url}": no basic auth credentials'
 
 
 def _pick_platform(doc: dict[str, object]) -> str:

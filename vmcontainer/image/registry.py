@@ -7,6 +7,13 @@ what ``skopeo --tls-verify=false`` does — when its host is a loopback address
 ``insecure-registries`` (``host[:port]`` or a CIDR such as ``10.0.0.0/8``). Unlike
 Docker, host names other than ``localhost`` are not resolved to match a CIDR.
 
+Certificates: a registry that is not insecure is verified against the system CA
+store plus, as Docker does, the ``*.crt`` files of its directory
+``<certs dir>/<host:port>/`` (and a client certificate ``*.cert``/``*.key`` there);
+the certs dirs are daemon.json ``registry-certs-dir`` if set, then
+``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d`` (the first that has the
+registry's directory wins; skopeo gets it as ``--cert-dir``).
+
 Credentials never reach argv (other users can read ``/proc/*/cmdline``): they go
 into an auth file (containers-auth.json(5), the format of Docker's
 ``config.json``) with mode 0600 in the operation's staging directory.
@@ -66,6 +73,8 @@ class Credentials:
 
 
 ANONYMOUS = Credentials()
+DEFAULT_CERTS_DIRS = ("/etc/vmcontainer/certs.d", "/etc/docker/certs.d")
+"""Where per-registry CA directories (``<host:port>/ca.crt``) are looked for."""
 
 
 def _host(domain: str) -> str:
@@ -86,9 +95,10 @@ class RegistryPolicy:
     """``insecure``: daemon.json ``insecure-registries`` entries (``host[:port]`` or CIDR)."""
 
     insecure: tuple[str, ...] = ()
+    certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
 
     @classmethod
-    def from_config(cls, entries: Sequence[str]) -> RegistryPolicy:
+    def from_config(cls, entries: Sequence[str], certs_dir: str = "") -> RegistryPolicy:
         """Validate ``insecure-registries``; raises InvalidParameter for a bad entry."""
         for entry in entries:
             if "/" in entry:
@@ -100,7 +110,18 @@ class RegistryPolicy:
             elif not entry or "://" in entry or any(c.isspace() for c in entry):
                 raise InvalidParameter(f"insecure-registries: {entry!r} is not a CIDR "
                                        "or host[:port]")
-        return cls(tuple(entries))
+        dirs = ((certs_dir,) if certs_dir else ()) + DEFAULT_CERTS_DIRS
+        return cls(tuple(entries), dirs)
+
+    def cert_dir(self, domain: str) -> Path | None:
+        """The first ``<certs dir>/<domain>`` directory that exists, if any."""
+        if "/" in domain or domain in ("", ".", ".."):
+            return None
+        for base in self.certs_dirs:
+            candidate = Path(base) / domain
+            if candidate.is_dir():
+                return candidate
+        return None
 
     def tls_verify(self, domain: str) -> bool:
         """Whether certificates of the registry at ``domain`` (``host[:port]``) are checked."""
@@ -121,6 +142,9 @@ class RegistryPolicy:
         or "" for ``inspect``): TLS policy and, if any, an auth file in ``workdir``."""
         prefix = f"--{side}-" if side else "--"
         args = [] if self.tls_verify(domain) else [f"{prefix}tls-verify=false"]
+        certs = self.cert_dir(domain)
+        if certs is not None:
+            args.append(f"{prefix}cert-dir={certs}")
         if creds.empty:
             return [*args, f"{prefix}no-creds"] if side else args
         authfile = workdir / f"auth-{side or 'inspect'}.json"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from vmcontainer.errors import ImageNotFound
+from vmcontainer.errors import ImageNotFound, NotFound
 from vmcontainer.image.catalog import Catalog, Entry, ManifestInfo
 from vmcontainer.image.delete import delete
 from vmcontainer.image.errors import InvalidReference, StoreCorrupt
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 # where used: `vmcontainer run` only resolves images, and every millisecond of
 # import is start latency.
 
-__all__ = ["ContainerUsers", "Image", "ImageStore", "PullResult"]
+__all__ = ["ContainerUsers", "Image", "ImageStore", "PullResult", "PushResult"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,15 @@ class PullResult:
     repo_digest: str
     image_id: str
     updated: bool
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What Docker's last push lines report: ``tag``, manifest ``digest`` and ``size``."""
+
+    tag: str
+    digest: str
+    size: int
 
 
 class ImageStore:
@@ -271,6 +280,47 @@ class ImageStore:
             catalog.add_digest(digest_ref, image_id)
             self.layout.write_index(catalog.to_index())
         return changed
+
+    def push(self, reference: str, creds: Credentials = ANONYMOUS,
+             progress: Progress | None = None) -> PushResult:
+        """``docker push``: upload the image ``reference`` (normalised; ``latest`` if
+        no tag) names to its registry (see :mod:`vmcontainer.image.push`), first
+        reporting ``The push refers to repository [NAME]``; record the pushed digest
+        as a repository digest. Raises NotFound (Docker's ``An image does not
+        exist locally with the tag: NAME``), Unavailable, Forbidden, System."""
+        from vmcontainer.image import push as pushing
+        from vmcontainer.image.pull import Event
+
+        ref = normalize(reference)
+        ref = ref.with_tag(ref.tag or DEFAULT_TAG) if ref.digest is None else ref
+        report = progress or (lambda event: None)
+        report(Event(f"The push refers to repository [{ref.name}]", ""))
+        with staging_dir(self.tmp_dir, "push-") as work:
+            staging = work / "dir"
+            staging.mkdir()
+            with self.layout.locked(shared=True):
+                catalog = self._catalog()
+                owner = catalog.tag_owner(str(ref))
+                if owner is None or ref.digest is not None:
+                    raise NotFound("An image does not exist locally with the tag: "
+                                        f"{ref.familiar_name}")
+                image = self._image(catalog.entries[owner])
+                manifest = self.layout.read_blob(image.manifest_digest)
+                digests = (image.id, *image.layers)
+                item = pushing.Pushable(
+                    manifest, image.manifest_digest,
+                    {d: self.layout.blob_path(d) for d in digests}, image.layers,
+                    image.diff_ids if len(image.diff_ids) == len(image.layers)
+                    else image.layers)
+                pushing.stage(item, staging)
+            pushing.upload(item, ref, self.registries, creds, staging, work, report)
+        with self.layout.locked():
+            catalog = self._catalog()
+            if owner in catalog.entries:
+                catalog.add_digest(f"{ref.name}@{item.digest}", owner)
+                self.layout.write_index(catalog.to_index())
+        log.info("pushed %s", ref, extra={"op": "push", "status": "ok"})
+        return PushResult(ref.tag or DEFAULT_TAG, item.digest, len(manifest))
 
     def import_rootfs(self, tarball: Path | BinaryIO, reference: str | None = None,
                       changes: Mapping[str, object] | None = None, message: str = "") -> str:

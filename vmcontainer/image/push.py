@@ -1,0 +1,124 @@
+"""``docker push``: one stored image to a registry, via skopeo.
+
+The image's manifest, config and layers are hard-linked from the OCI layout into a
+``dir:`` directory (``manifest.json``, ``<hex>`` blobs, ``version``), which
+``skopeo copy --preserve-digests dir:… docker://NAME:TAG`` uploads unchanged: the
+config keeps its bytes (so a later pull gets the same image ID) and the manifest
+its digest, which Docker's last lines report (``v1: digest: sha256:… size: 527``).
+
+Progress in Docker's words (moby ``distribution/push_v2.go``), one line per layer,
+named by the short diff ID: ``Preparing``, then ``Layer already exists`` (skopeo's
+``Copying blob … skipped: already exists``) or ``Pushing`` and ``Pushed``.
+
+Not yet: skopeo 1.9 does not say (without a terminal) which blobs the registry
+already had, so a second push reports ``Pushing``/``Pushed`` where Docker says
+``Layer already exists`` (nothing is uploaded twice either way); no byte counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmcontainer.errors import System, Unauthorized, VmcError
+from vmcontainer.image.errors import ToolFailed
+from vmcontainer.image.pull import POLL_S, Event, Progress, short_id
+from vmcontainer.image.reference import Reference
+from vmcontainer.image.registry import Credentials, RegistryPolicy, registry_error
+from vmcontainer.image.tools import tool_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pushable:
+    """What to upload: ``manifest`` bytes (with ``digest``), ``blobs`` (digest ->
+    file in the layout), ``layers`` (layer digests, manifest order) and their
+    ``diff_ids`` (Docker's IDs in progress lines; layer digests when unknown)."""
+
+    manifest: bytes
+    digest: str
+    blobs: dict[str, Path]
+    layers: tuple[str, ...]
+    diff_ids: tuple[str, ...]
+
+
+def stage(item: Pushable, directory: Path) -> None:
+    """The ``dir:`` layout of ``item`` in the empty ``directory`` (blobs hard-linked)."""
+    (directory / "version").write_text("Directory Transport Version: 1.1\n")
+    (directory / "manifest.json").write_bytes(item.manifest)
+    for digest, path in item.blobs.items():
+        target = directory / digest.split(":", 1)[1]
+        try:
+            os.link(path, target)
+        except OSError:
+            target.write_bytes(path.read_bytes())
+
+
+def _failure(err: ToolFailed, ref: Reference, creds: Credentials) -> VmcError:
+    failure = registry_error(err, ref)
+    if isinstance(failure, Unauthorized):
+        # Docker 20.10's words; not a 401, which makes the docker CLI prompt for a login
+        return System("no basic auth credentials" if creds.empty
+                      else "unauthorized: authentication required")
+    return failure
+
+
+def upload(item: Pushable, ref: Reference, policy: RegistryPolicy, creds: Credentials,
+           staging: Path, workdir: Path, progress: Progress) -> None:
+    """``skopeo copy`` of the staged ``item`` to ``ref`` (a tag), reporting progress.
+    Raises Unavailable, NotFound, Forbidden or System (Docker's texts)."""
+    ids = dict(zip(item.layers, (short_id(d) for d in item.diff_ids), strict=True))
+    for layer in item.layers:
+        progress(Event("Preparing", ids[layer]))
+    argv = ["skopeo", "--insecure-policy", "--tmpdir", str(workdir), "copy",
+            "--retry-times", "1", "--preserve-digests",
+            *policy.skopeo_args("dest", ref.domain, creds, workdir),
+            f"dir:{staging}", f"docker://{ref}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(workdir)})
+    assert proc.stdout is not None and proc.stderr is not None
+    pushing: list[str] = []
+    settled: set[str] = set()
+    buffered = b""
+    try:
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], POLL_S)
+            if not ready:
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                words = line.decode(errors="replace").split()
+                log.debug("skopeo: %s", line.decode(errors="replace"))
+                if len(words) < 3 or words[:2] != ["Copying", "blob"] or words[2] not in ids:
+                    continue
+                layer = words[2]
+                if "skipped:" in words:
+                    settled.add(layer)
+                    progress(Event("Layer already exists", ids[layer]))
+                elif layer not in pushing:
+                    pushing.append(layer)
+                    progress(Event("Pushing", ids[layer]))
+        stderr = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if code != 0:
+        err = ToolFailed(f"skopeo failed (exit {code}): {tool_message(stderr)}",
+                         stderr.decode(errors="replace")[-4000:])
+        raise _failure(err, ref, creds) from err
+    for layer in item.layers:
+        if layer not in settled:
+            progress(Event("Pushed", ids[layer]))
