@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import select
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +33,7 @@ from vmcontainer.image.errors import ToolFailed
 from vmcontainer.image.oci import Descriptor
 from vmcontainer.image.reference import Reference
 from vmcontainer.image.registry import Credentials, RegistryPolicy, registry_error
-from vmcontainer.image.tools import run, tool_message
+from vmcontainer.image.tools import run, run_lines
 
 log = logging.getLogger(__name__)
 
@@ -216,33 +213,15 @@ def fetch(resolved: Resolved, policy: RegistryPolicy, creds: Credentials, stagin
             "--retry-times", "1", *policy.skopeo_args("src", ref.domain, creds, workdir),
             f"docker://{ref.name}@{resolved.digest}", f"dir:{staging}"]
     watcher = _Watcher(resolved, staging, progress)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(workdir)})
-    assert proc.stdout is not None and proc.stderr is not None
-    buffered = b""
+
+    def on_line(text: str) -> None:
+        watcher.line(text)
+        watcher.poll()
+
     try:
-        while True:
-            ready, _, _ = select.select([proc.stdout], [], [], POLL_S)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                buffered += chunk
-                *lines, buffered = buffered.split(b"\n")
-                for line in lines:
-                    watcher.line(line.decode(errors="replace"))
-            watcher.poll()
-        stderr = proc.stderr.read()
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    if code != 0:
-        err = ToolFailed(f"skopeo failed (exit {code}): {tool_message(stderr)}",
-                         stderr.decode(errors="replace")[-4000:])
+        run_lines(argv, env={"TMPDIR": str(workdir)}, on_line=on_line,
+                  on_idle=watcher.poll, idle_s=POLL_S)
+    except ToolFailed as err:
         raise registry_error(err, ref) from err
     watcher.poll()
     for layer in resolved.layers:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from vmcontainer.image.errors import ToolFailed
 from vmcontainer.image.pull import POLL_S, Event, Progress, short_id
 from vmcontainer.image.reference import Reference
 from vmcontainer.image.registry import Credentials, RegistryPolicy, registry_error
-from vmcontainer.image.tools import tool_message
+from vmcontainer.image.tools import run_lines
 
 log = logging.getLogger(__name__)
 
@@ -79,45 +77,25 @@ def upload(item: Pushable, ref: Reference, policy: RegistryPolicy, creds: Creden
             "--retry-times", "1", "--preserve-digests",
             *policy.skopeo_args("dest", ref.domain, creds, workdir),
             f"dir:{staging}", f"docker://{ref}"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(workdir)})
-    assert proc.stdout is not None and proc.stderr is not None
     pushing: list[str] = []
     settled: set[str] = set()
-    buffered = b""
+
+    def on_line(line: str) -> None:
+        words = line.split()
+        log.debug("skopeo: %s", line)
+        if len(words) < 3 or words[:2] != ["Copying", "blob"] or words[2] not in ids:
+            return
+        layer = words[2]
+        if "skipped:" in words:
+            settled.add(layer)
+            progress(Event("Layer already exists", ids[layer]))
+        elif layer not in pushing:
+            pushing.append(layer)
+            progress(Event("Pushing", ids[layer]))
+
     try:
-        while True:
-            ready, _, _ = select.select([proc.stdout], [], [], POLL_S)
-            if not ready:
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buffered += chunk
-            *lines, buffered = buffered.split(b"\n")
-            for line in lines:
-                words = line.decode(errors="replace").split()
-                log.debug("skopeo: %s", line.decode(errors="replace"))
-                if len(words) < 3 or words[:2] != ["Copying", "blob"] or words[2] not in ids:
-                    continue
-                layer = words[2]
-                if "skipped:" in words:
-                    settled.add(layer)
-                    progress(Event("Layer already exists", ids[layer]))
-                elif layer not in pushing:
-                    pushing.append(layer)
-                    progress(Event("Pushing", ids[layer]))
-        stderr = proc.stderr.read()
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    if code != 0:
-        err = ToolFailed(f"skopeo failed (exit {code}): {tool_message(stderr)}",
-                         stderr.decode(errors="replace")[-4000:])
+        run_lines(argv, env={"TMPDIR": str(workdir)}, on_line=on_line, idle_s=POLL_S)
+    except ToolFailed as err:
         raise _failure(err, ref, creds) from err
     for layer in item.layers:
         if layer not in settled:

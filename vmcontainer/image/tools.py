@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from vmcontainer.image.errors import ToolFailed, ToolMissing
@@ -47,6 +48,45 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         raise ToolFailed(f"{argv[0]} failed (exit {proc.returncode}): {message}",
                          proc.stderr.decode(errors="replace")[-4000:])
     return proc.stdout
+
+
+def run_lines(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+              on_line: Callable[[str], None], on_idle: Callable[[], None] | None = None,
+              idle_s: float = 0.25) -> None:
+    """Run ``argv``, calling ``on_line`` with each line of its stdout as it comes and
+    ``on_idle`` whenever ``idle_s`` seconds pass without one (progress polling).
+    The process is killed if a callback raises. Raises ToolFailed (the tool's own
+    message) on a non-zero exit."""
+    full_env = {**os.environ, **env} if env else None
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=full_env)
+    assert proc.stdout is not None and proc.stderr is not None
+    buffered = b""
+    try:
+        while True:
+            ready, _, _ = select.select([proc.stdout], [], [], idle_s)
+            if not ready:
+                if on_idle is not None:
+                    on_idle()
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                on_line(line.decode(errors="replace"))
+        stderr = proc.stderr.read()
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    if code != 0:
+        raise ToolFailed(f"{argv[0]} failed (exit {code}): {tool_message(stderr)}",
+                         stderr.decode(errors="replace")[-4000:])
 
 
 def skopeo_copy(source: str, dest: str, tmpdir: Path) -> None:
