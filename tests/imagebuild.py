@@ -126,11 +126,13 @@ def sha256_hex(data: bytes) -> str:
 
 
 def image_config(layers: Sequence[bytes], config: dict[str, object] | None = None,
-                 created: str = "2024-01-01T00:00:00Z") -> dict[str, object]:
+                 created: str = "2024-01-01T00:00:00Z",
+                 history: Sequence[dict[str, object]] | None = None) -> dict[str, object]:
     """An image config (OCI image-spec ``config.md``) for ``layers``.
 
     ``config`` is the execution ``config`` sub-object (``Cmd``, ``Env``, ...).
-    ``rootfs.diff_ids`` are the sha256 of each uncompressed layer tar.
+    ``rootfs.diff_ids`` are the sha256 of each uncompressed layer tar; ``history``
+    defaults to one entry per layer.
     """
     return {
         "architecture": "amd64",
@@ -138,7 +140,8 @@ def image_config(layers: Sequence[bytes], config: dict[str, object] | None = Non
         "created": created,
         "config": dict(config or {}),
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha256_hex(t) for t in layers]},
-        "history": [{"created": created, "created_by": f"layer {i}"} for i in range(len(layers))],
+        "history": list(history) if history is not None else
+        [{"created": created, "created_by": f"layer {i}"} for i in range(len(layers))],
     }
 
 
@@ -150,9 +153,10 @@ class ArchiveImage:
     repo_tags: Sequence[str] = ()
     config: dict[str, object] | None = None
     created: str = "2024-01-01T00:00:00Z"
+    history: Sequence[dict[str, object]] | None = None
 
     def config_json(self) -> bytes:
-        return json.dumps(image_config(self.layers, self.config, self.created),
+        return json.dumps(image_config(self.layers, self.config, self.created, self.history),
                           sort_keys=True).encode()
 
     @property
@@ -187,7 +191,8 @@ def write_docker_archive_multi(path: Path, images: Sequence[ArchiveImage]) -> li
 
 def write_docker_archive(path: Path, layers: Sequence[bytes], repo_tags: Sequence[str] = (),
                          config: dict[str, object] | None = None,
-                         created: str = "2024-01-01T00:00:00Z") -> str:
+                         created: str = "2024-01-01T00:00:00Z",
+                         history: Sequence[dict[str, object]] | None = None) -> str:
     """Write a one-image ``docker save`` archive at ``path``; return its image ID.
 
     ``layers`` are uncompressed layer tars (bottom first), ``repo_tags`` familiar
@@ -195,4 +200,4 @@ def write_docker_archive(path: Path, layers: Sequence[bytes], repo_tags: Sequenc
     execution config (``{"Cmd": ["sh"]}``), ``created`` the image's creation time.
     """
     return write_docker_archive_multi(
-        path, [ArchiveImage(layers, repo_tags, config, created)])[0]
+        path, [ArchiveImage(layers, repo_tags, config, created, history)])[0]

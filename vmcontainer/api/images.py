@@ -24,7 +24,7 @@ from vmcontainer.api.pullstream import run_with_progress
 from vmcontainer.api.registryauth import HEADER, credentials
 from vmcontainer.api.responses import dumps, json_response
 from vmcontainer.api.streams import start_stream
-from vmcontainer.errors import InvalidParameter
+from vmcontainer.errors import ImageNotFound, InvalidParameter
 from vmcontainer.image.model import Image
 from vmcontainer.image.pull import Progress
 from vmcontainer.image.reference import normalize, parse_normalized
@@ -55,7 +55,10 @@ def _summary(image: Image) -> dict[str, Any]:
             "VirtualSize": image.size}
 
 
-def _keep(image: Image, filters: dict[str, list[str]]) -> bool:
+def _keep(image: Image, filters: dict[str, list[str]],
+          bounds: dict[str, float] | None = None) -> bool:
+    """Whether ``image`` passes ``filters``; ``bounds`` holds the creation times
+    that ``before``/``since`` (images) and ``until`` (a timestamp) resolved to."""
     for key, values in filters.items():
         if key not in IMAGE_FILTERS:
             raise InvalidParameter(f"invalid filter '{key}'")
@@ -68,6 +71,12 @@ def _keep(image: Image, filters: dict[str, list[str]]) -> bool:
             names = [t for tag in image.repo_tags for t in (tag, tag.rpartition(":")[0])]
             if not any(fnmatch.fnmatchcase(n, v) for v in values for n in names):
                 return False
+        elif key in ("before", "until") and bounds and key in bounds:
+            if not _created(image) < bounds[key]:
+                return False
+        elif key == "since" and bounds and key in bounds:
+            if not _created(image) > bounds[key]:
+                return False
         elif key == "label" and values:
             s = _summary(image)["Labels"]
             for v in values:
@@ -77,10 +86,36 @@ def _keep(image: Image, filters: dict[str, list[str]]) -> bool:
     return True
 
 
+def _bounds(filters: dict[str, list[str]], images: list[Image]) -> dict[str, float]:
+    """``before``/``since``: the creation time of the image named (404 if none);
+    ``until``: a Unix or RFC 3339 time (Docker's filter values)."""
+    from vmcontainer.engine.humanize import parse_time
+
+    out: dict[str, float] = {}
+    for key in ("before", "since"):
+        for value in filters.get(key, [])[:1]:
+            match = [i for i in images if i.id == value or i.id.startswith("sha256:" + value)
+                     or value in i.repo_tags or f"{value}:latest" in i.repo_tags]
+            if not match:
+                raise ImageNotFound(value)
+            out[key] = _created(match[0])
+    for value in filters.get("until", [])[:1]:
+        try:
+            out["until"] = float(value)
+        except ValueError:
+            try:
+                out["until"] = parse_time(value).timestamp()
+            except ValueError:
+                raise InvalidParameter(f"invalid filter 'until={value[:64]}'") from None
+    return out
+
+
 async def list_(request: web.Request) -> web.Response:
     filters = params.filters(request)
     images = await asyncio.to_thread(engine(request).ctx.images.list)
-    chosen = sorted((i for i in images if _keep(i, filters)), key=_created, reverse=True)
+    bounds = _bounds(filters, images)
+    chosen = sorted((i for i in images if _keep(i, filters, bounds)), key=_created,
+                    reverse=True)
     version = request_version(request)
     return json_response([image_summary(_summary(i), version) for i in chosen])
 
@@ -88,6 +123,39 @@ async def list_(request: web.Request) -> web.Response:
 async def inspect(request: web.Request) -> web.Response:
     doc = await asyncio.to_thread(engine(request).ctx.images.inspect, _name(request))
     return json_response(doc)
+
+
+async def history(request: web.Request) -> web.Response:
+    """Engine API ImageHistory."""
+    rows = await asyncio.to_thread(engine(request).ctx.images.history, _name(request))
+    return json_response(rows)
+
+
+async def prune(request: web.Request) -> web.Response:
+    """Engine API ImagePrune: filters ``dangling`` (``false``: every unused image),
+    ``until``, ``label``."""
+    from vmcontainer.image.prune import prune as prune_images
+
+    filters = params.filters(request)
+    for key in filters:
+        if key not in ("dangling", "until", "label", "label!"):
+            raise InvalidParameter(f"invalid filter '{key}'")
+    dangling = (filters.get("dangling") or ["true"])[0]
+    if dangling not in ("true", "false", "1", "0"):
+        raise InvalidParameter(f"invalid filter 'dangling={dangling}'")
+    eng = engine(request)
+    until = _bounds({"until": filters.get("until", [])}, []).get("until", 0.0)
+    labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
+    containers = eng.list(all=True)
+
+    def users(image_id: str) -> dict[str, bool]:
+        return {c["Id"]: c["State"] == "running" for c in containers
+                if c.get("ImageID") == image_id}
+
+    result = await asyncio.to_thread(prune_images, eng.ctx.images, users,
+                                     all=dangling in ("false", "0"), until=until,
+                                     labels=labels)
+    return json_response(result)
 
 
 async def tag(request: web.Request) -> web.Response:
@@ -237,7 +305,9 @@ def routes() -> list[Route]:
         ("POST", "/images/load", load),
         ("POST", "/images/create", create),
         ("GET", "/images/get", get),
+        ("POST", "/images/prune", prune),
         ("GET", "/images/{name:.+}/json", inspect),
+        ("GET", "/images/{name:.+}/history", history),
         ("GET", "/images/{name:.+}/get", get),
         ("POST", "/images/{name:.+}/tag", tag),
         ("POST", "/images/{name:.+}/push", push),

@@ -144,6 +144,20 @@ class ImageStore(RegistryTransferMixin):
                           extra={"op": "list", "status": "corrupt"})
         return images
 
+    def history(self, ref_or_id: str) -> builtins.list[dict[str, Any]]:
+        """``docker history`` rows (see :mod:`vmcontainer.image.history`). Raises
+        ImageNotFound."""
+        from vmcontainer.image.history import history
+
+        image = self.resolve(ref_or_id)
+        sizes = []
+        for digest in image.layers:
+            try:
+                sizes.append(self.layout.blob_path(digest).stat().st_size)
+            except OSError:
+                sizes.append(0)
+        return history(image, sizes)
+
     def inspect(self, ref_or_id: str) -> dict[str, Any]:
         """``docker image inspect``'s object for the image :meth:`resolve` finds
         (see :mod:`vmcontainer.image.inspect`). Raises as :meth:`resolve`."""
