@@ -4,9 +4,11 @@
 ``--tls-verify=false``), each from an empty store every time; medians from one run,
 ratios against skopeo.
 
-    python bench/pull_latency.py [-n 5] [--mb 32]
+    python bench/pull_latency.py [-n 5] [--mb 32 | --debian]
 
-The image: busybox-static plus one layer of ``--mb`` MB of random (incompressible) data.
+The image: busybox-static plus one layer of ``--mb`` MB of random (incompressible)
+data, or with ``--debian`` a Debian bookworm minbase rootfs built by mmdebstrap from
+this machine's apt sources (cached for the day, as the tests do).
 """
 
 from __future__ import annotations
@@ -45,13 +47,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=5, help="pulls per tool")
     parser.add_argument("--mb", type=int, default=32, help="size of the random layer")
+    parser.add_argument("--debian", action="store_true",
+                        help="pull a Debian minbase image (mmdebstrap) instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pull-bench-") as tmp_name:
         tmp = Path(tmp_name)
         archive = tmp / "image.tar"
-        write_docker_archive(archive, [busybox_rootfs_tar(), layer_tar(
-            [Entry("data", data=os.urandom(args.mb << 20))])], ["bench:latest"],
-            {"Cmd": ["sh"]})
+        if args.debian:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" /
+                                   "integration"))
+            from conftest import debian_rootfs
+
+            write_docker_archive(archive, [debian_rootfs().read_bytes()], ["bench:latest"],
+                                 {"Cmd": ["bash"]})
+        else:
+            write_docker_archive(archive, [busybox_rootfs_tar(), layer_tar(
+                [Entry("data", data=os.urandom(args.mb << 20))])], ["bench:latest"],
+                {"Cmd": ["sh"]})
         registry = LocalRegistry(tmp / "registry").start()
         try:
             registry.seed(archive, "bench:latest")
@@ -85,7 +97,8 @@ def main() -> None:
         finally:
             registry.stop()
     base_median = statistics.median(results["skopeo copy"])
-    print(f"pull of a {args.mb} MB + busybox image from a local registry, "
+    what = "Debian minbase" if args.debian else f"{args.mb} MB + busybox"
+    print(f"pull of a {what} image from a local registry, "
           f"{args.n} runs each (median seconds, ratio to skopeo copy):")
     for tool, times in results.items():
         median = statistics.median(times)
