@@ -7,9 +7,10 @@ APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
             libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
             ca-certificates
-# Only the tests need these (sshd for `-H ssh://`, docker-registry for pull and push);
-# installed without starting or
-# enabling the system's SSH service (policy-rc.d answers 101: "action forbidden").
+# Only the tests need these (sshd for `-H ssh://`, docker-registry for pull and push,
+# and a docker CLI: Debian's docker.io when none is on PATH), installed without
+# starting or enabling their system services (policy-rc.d answers 101: "action
+# forbidden").
 TEST_PKGS := openssh-server docker-registry openssl
 STAMP   := $(VENV)/.installed
 
@@ -23,7 +24,8 @@ deps:
 	fi
 
 test-deps:
-	@missing=$$(for p in $(TEST_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(TEST_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done; \
+	  command -v docker >/dev/null || echo docker.io); \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install $$missing (service not started)"; \
 	  policy=/usr/sbin/policy-rc.d; made=; \
@@ -31,7 +33,7 @@ test-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
 	  if [ -n "$$made" ]; then rm -f $$policy; fi; \
-	  systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true; \
+	  systemctl disable ssh.service ssh.socket docker.service docker.socket >/dev/null 2>&1 || true; \
 	  exit $$rc; \
 	fi
 

@@ -4,7 +4,6 @@ a real VM (QEMU, TCG here)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 from apihelpers import Daemon
 
-pytestmark = [pytest.mark.vm,
-              pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")]
+pytestmark = pytest.mark.vm
 
 
 def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -4,15 +4,11 @@ filters, through the real docker CLI and the API."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from apihelpers import Daemon
 from imagebuild import Entry, busybox_rootfs_tar, layer_tar, write_docker_archive
-
-pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
 
 
 def docker(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,6 @@ from apihelpers import Daemon
 from imagebuild import Entry, busybox_rootfs_tar, layer_tar, write_docker_archive
 from localregistry import LocalRegistry, ThrottledProxy
 
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/docker-registry").exists(),
-                                reason="docker-registry is not installed")
 CONFIG: dict[str, object] = {"Cmd": ["sh"], "Env": ["PATH=/bin"]}
 
 
@@ -132,7 +129,6 @@ def test_docker_pull_images_run_and_digest(daemon: Daemon, registry: LocalRegist
 
 
 @pytest.mark.vm
-@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
 def test_docker_run_of_a_pulled_image(daemon: Daemon, registry: LocalRegistry) -> None:
     r = docker(daemon, "run", "--rm", f"{registry.host}/two", "cat", "/hello")
     assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr

@@ -6,7 +6,6 @@ reference Docker 20.10 answers them."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -74,7 +73,6 @@ def api(daemon: Daemon) -> Iterator[UnixWsClient]:
 # -- docker update ----------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
 def test_cli_update_restart_policy_and_errors(daemon: Daemon, name: str) -> None:
     create(daemon, name, ["true"])
     r = cli(daemon, "update", "--restart", "always", name)
