@@ -5,7 +5,6 @@ checks. Every container is a real VM (QEMU, TCG here)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,8 +13,7 @@ import pexpect
 import pytest
 from apihelpers import Daemon
 
-pytestmark = [pytest.mark.vm,
-              pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")]
+pytestmark = pytest.mark.vm
 
 
 def docker(d: Daemon, *args: str, input: str | None = None,
@@ -28,16 +26,21 @@ def inspect(d: Daemon, ref: str) -> dict[str, object]:
     return json.loads(docker(d, "inspect", ref).stdout)[0]  # type: ignore[no-any-return]
 
 
+def wait_for_output(d: Daemon, ref: str, text: str, timeout: float = 20) -> None:
+    """Until ``text`` is in the container's logs; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while text not in docker(d, "logs", ref).stdout:
+        assert time.monotonic() < deadline, f"{text!r} not in the logs of {ref}"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def web(daemon: Daemon, name: str) -> Iterator[str]:
     r = docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
                "echo hello > /tmp/greeting; trap 'echo got USR1' USR1; echo ready; "
                "while true; do sleep 0.2; done")
     assert r.returncode == 0, r.stderr
-    deadline = time.monotonic() + 20  # the trap is set once "ready" is out
-    while "ready" not in docker(daemon, "logs", name).stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_output(daemon, name, "ready")  # the trap is set once "ready" is out
     yield name
     docker(daemon, "rm", "-f", name)
 
@@ -131,10 +134,7 @@ def test_exec_on_a_stopped_container(daemon: Daemon, name: str) -> None:
 
 def test_kill_signal_reaches_a_trap_and_top_lists_processes(daemon: Daemon, web: str) -> None:
     assert docker(daemon, "kill", "-s", "USR1", web).returncode == 0
-    deadline = time.monotonic() + 20
-    while "got USR1" not in docker(daemon, "logs", web).stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for_output(daemon, web, "got USR1")
     top = docker(daemon, "top", web)
     assert top.returncode == 0, top.stderr
     lines = top.stdout.splitlines()
@@ -145,10 +145,7 @@ def test_kill_signal_reaches_a_trap_and_top_lists_processes(daemon: Daemon, web:
 def test_stop_with_and_without_a_term_handler(daemon: Daemon, name: str) -> None:
     docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
            "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done")
-    deadline = time.monotonic() + 20  # the trap is set once "ready" is out
-    while "ready" not in docker(daemon, "logs", name).stdout:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_output(daemon, name, "ready")  # the trap is set once "ready" is out
     assert docker(daemon, "stop", name).returncode == 0
     assert inspect(daemon, name)["State"]["ExitCode"] == 0  # type: ignore[index]
     docker(daemon, "rm", name)

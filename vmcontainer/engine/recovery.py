@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vmcontainer.engine.broadcast import Broadcast
@@ -33,15 +34,9 @@ class RecoveryMixin:
     _tasks: set[asyncio.Task[None]]
     health: HealthMonitor
     restarts: Restarts
-
-    async def start(self, ref: str) -> None:
-        raise NotImplementedError
-
-    async def _watch(self, cid: str, running: Running, output: Broadcast) -> None:
-        raise NotImplementedError
-
-    def _spawn(self, coro: Any) -> None:
-        raise NotImplementedError
+    start: Callable[[str], Awaitable[None]]
+    _watch: Callable[[str, Running, Broadcast], Awaitable[None]]
+    _spawn: Callable[[Any], None]
 
     async def adopt(self) -> builtins.list[str]:
         """Watch again every container whose VM still runs (started by an earlier

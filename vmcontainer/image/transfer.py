@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,18 +52,10 @@ class RegistryTransferMixin:
     tmp_dir: Path
     registries: RegistryPolicy
     layout: Layout
-
-    def _catalog(self) -> Catalog:
-        raise NotImplementedError
-
-    def _image(self, entry: Entry) -> Image:
-        raise NotImplementedError
-
-    def _manifest(self, digest: str) -> ManifestInfo:
-        raise NotImplementedError
-
-    def _ingest(self, staged: StagedImage) -> Descriptor:
-        raise NotImplementedError
+    _catalog: Callable[[], Catalog]
+    _image: Callable[[Entry], Image]
+    _manifest: Callable[[str], ManifestInfo]
+    _ingest: Callable[[StagedImage], Descriptor]
 
     def pull(self, reference: str, creds: Credentials = ANONYMOUS,
              progress: Progress | None = None) -> PullResult:
