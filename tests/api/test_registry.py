@@ -304,6 +304,10 @@ def test_push_streams_docker_json_then_pull_gives_same_id(
                                                       "Size": size}}
     again = lines(daemon.request("POST", f"/images/{target}/push?tag=v1", headers=auth).body)
     assert again[-1] == docs[-1]
+    statuses = [(d.get("status"), d.get("id")) for d in again]
+    for layer in ids:  # the registry has them now: nothing is uploaded twice
+        assert ("Layer already exists", layer) in statuses, again
+        assert ("Pushing", layer) not in statuses and ("Pushed", layer) not in statuses
     r = daemon.request("POST", f"/images/{target}/push?tag=v1")
     assert (r.status, r.message) == (400, "Bad parameters and missing X-Registry-Auth: EOF")
     missing = lines(daemon.request("POST", f"/images/{registry.host}/nosuch/push?tag=v1",

@@ -7,12 +7,10 @@ config keeps its bytes (so a later pull gets the same image ID) and the manifest
 its digest, which Docker's last lines report (``v1: digest: sha256:… size: 527``).
 
 Progress in Docker's words (moby ``distribution/push_v2.go``), one line per layer,
-named by the short diff ID: ``Preparing``, then ``Layer already exists`` (skopeo's
-``Copying blob … skipped: already exists``) or ``Pushing`` and ``Pushed``.
-
-Not yet: skopeo 1.9 does not say (without a terminal) which blobs the registry
-already had, so a second push reports ``Pushing``/``Pushed`` where Docker says
-``Layer already exists`` (nothing is uploaded twice either way); no byte counts.
+named by the short diff ID: ``Preparing``, then ``Layer already exists`` or
+``Pushing`` and ``Pushed``. Which layers the registry already has is asked first
+with a ``HEAD`` of each blob, as moby's pusher does (``blobSumAlreadyExists``):
+skopeo skips those blobs too, but says so only on a terminal. No byte counts.
 """
 
 from __future__ import annotations
@@ -22,10 +20,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmcontainer.errors import System, Unauthorized, VmcError
+from vmcontainer.errors import System, Unauthorized, Unavailable, VmcError
 from vmcontainer.image.errors import ToolFailed
 from vmcontainer.image.pull import POLL_S, Event, Progress, short_id
 from vmcontainer.image.reference import Reference
+from vmcontainer.image.regclient import authorized, endpoints
 from vmcontainer.image.registry import Credentials, RegistryPolicy, registry_error
 from vmcontainer.image.tools import run_lines
 
@@ -66,6 +65,32 @@ def _failure(err: ToolFailed, ref: Reference, creds: Credentials) -> VmcError:
     return failure
 
 
+def _no_answer(response: object) -> Unauthorized:
+    return Unauthorized("")
+
+
+def existing_blobs(digests: tuple[str, ...], ref: Reference, policy: RegistryPolicy,
+                   creds: Credentials) -> set[str]:
+    """Those of ``digests`` the registry already holds in ``ref``'s repository
+    (``HEAD /v2/<path>/blobs/<digest>`` answers 200). Any failure counts as "not
+    there": skopeo, which uploads, is the one to report errors."""
+    domain = "registry-1.docker.io" if ref.domain == "docker.io" else ref.domain
+    for base, ctx in endpoints(domain, policy):
+        found: set[str] = set()
+        try:
+            for digest in digests:
+                url = f"{base}/v2/{ref.path}/blobs/{digest}"
+                with authorized(url, ctx, creds, "HEAD", _no_answer) as response:
+                    if response.status == 200:
+                        found.add(digest)
+            return found
+        except (Unauthorized, Unavailable):
+            return found
+        except OSError:
+            continue
+    return set()
+
+
 def upload(item: Pushable, ref: Reference, policy: RegistryPolicy, creds: Credentials,
            staging: Path, workdir: Path, progress: Progress) -> None:
     """``skopeo copy`` of the staged ``item`` to ``ref`` (a tag), reporting progress.
@@ -73,17 +98,21 @@ def upload(item: Pushable, ref: Reference, policy: RegistryPolicy, creds: Creden
     ids = dict(zip(item.layers, (short_id(d) for d in item.diff_ids), strict=True))
     for layer in item.layers:
         progress(Event("Preparing", ids[layer]))
+    settled = existing_blobs(item.layers, ref, policy, creds)
+    for layer in item.layers:
+        if layer in settled:
+            progress(Event("Layer already exists", ids[layer]))
     argv = ["skopeo", "--insecure-policy", "--tmpdir", str(workdir), "copy",
             "--retry-times", "1", "--preserve-digests",
             *policy.skopeo_args("dest", ref.domain, creds, workdir),
             f"dir:{staging}", f"docker://{ref}"]
     pushing: list[str] = []
-    settled: set[str] = set()
 
     def on_line(line: str) -> None:
         words = line.split()
         log.debug("skopeo: %s", line)
-        if len(words) < 3 or words[:2] != ["Copying", "blob"] or words[2] not in ids:
+        if (len(words) < 3 or words[:2] != ["Copying", "blob"] or words[2] not in ids
+                or words[2] in settled):
             return
         layer = words[2]
         if "skipped:" in words:
