@@ -5,7 +5,8 @@ basic auth (bcrypt, the only hash distribution accepts); ``tls`` serves HTTPS wi
 certificate from a throw-away CA made with ``openssl``. ``seed`` pushes a
 docker-archive with skopeo; ``seed_index`` pushes an OCI image index (written here
 by hand, OCI image-spec ``image-index.md``) whose entries are the given platforms of
-one image. ``ThrottledProxy`` forwards to the registry slowly, so a test can kill
+one image. ``netns``/``address``: serve in that network namespace (made by the test)
+on that address instead. ``ThrottledProxy`` forwards to the registry slowly, so a test can kill
 the registry in the middle of a layer.
 """
 
@@ -33,12 +34,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost: (ca, cert, key)."""
+def make_cert(directory: Path, names: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")
+              ) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for ``names`` (subjectAltName entries):
+    (ca, cert, key)."""
     ca_key, ca = directory / "ca.key", directory / "ca.crt"
     key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
     ext = directory / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ext.write_text("subjectAltName=" + ",".join(names) + "\n")
     for argv in (
         ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
          "-days", "2", "-subj", "/CN=vmcontainer test CA"],
@@ -55,12 +58,16 @@ class LocalRegistry:
     """One ``docker-registry serve`` in ``base`` (its storage and config there)."""
 
     def __init__(self, base: Path, htpasswd: tuple[str, str] | None = None,
-                 tls: bool = False) -> None:
+                 tls: bool = False, netns: str = "", address: str = "127.0.0.1",
+                 cert_names: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")) -> None:
         self.base = base
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.address = address
+        self.host = f"{address}:{self.port}"
         self.credentials = htpasswd
         self.tls = tls
+        self.cert_names = cert_names
+        self.prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _config(self) -> Path:
@@ -68,7 +75,7 @@ class LocalRegistry:
                  f"    rootdirectory: {self.base / 'data'}", "  delete:", "    enabled: true",
                  "http:", f"  addr: {self.host}"]
         if self.tls:
-            _, cert, key = make_cert(self.base)
+            _, cert, key = make_cert(self.base, self.cert_names)
             lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
         if self.credentials:
             user, password = self.credentials
@@ -84,19 +91,28 @@ class LocalRegistry:
         self.base.mkdir(parents=True, exist_ok=True)
         config = self._config()
         with open(self.base / "registry.log", "ab") as log:
-            self.proc = subprocess.Popen([REGISTRY, "serve", str(config)],
+            self.proc = subprocess.Popen([*self.prefix, REGISTRY, "serve", str(config)],
                                          stdout=subprocess.DEVNULL, stderr=log)
         scheme = "https" if self.tls else "http"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError((self.base / "registry.log").read_text()) from None
-                time.sleep(0.05)
+            if self._listening():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.base / "registry.log").read_text())
+            time.sleep(0.05)
         raise RuntimeError(f"registry on {scheme}://{self.host} did not start")
+
+    def _listening(self) -> bool:
+        if self.prefix:  # another network namespace: ask from inside it
+            probe = f"import socket; socket.create_connection(({self.address!r}, {self.port}), 1)"
+            return subprocess.run([*self.prefix, "python3", "-c", probe],
+                                  capture_output=True).returncode == 0
+        try:
+            with socket.create_connection((self.address, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -111,7 +127,8 @@ class LocalRegistry:
 
     def seed(self, archive: Path, name: str) -> None:
         """Push the docker-archive ``archive`` as ``<host>/<name>``."""
-        subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", *self._dest_args(),
+        subprocess.run([*self.prefix, "skopeo", "--insecure-policy", "copy", "--quiet",
+                        *self._dest_args(),
                         f"docker-archive:{archive}", f"docker://{self.host}/{name}"],
                        check=True, capture_output=True)
 

@@ -30,14 +30,15 @@ def default_root() -> Path:
 class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
     ``memory_mib``/``vcpus``: VM size when the container asks for none;
-    ``insecure_registries``: daemon.json ``insecure-registries``;
-    ``registry_certs_dir``: daemon.json ``registry-certs-dir``."""
+    ``insecure_registries``, ``registry_mirrors``, ``registry_certs_dir``: daemon.json
+    ``insecure-registries``, ``registry-mirrors``, ``registry-certs-dir``."""
 
     root: Path
     boot_dir: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     vcpus: int = DEFAULT_VCPUS
     insecure_registries: tuple[str, ...] = ()
+    registry_mirrors: tuple[str, ...] = ()
     registry_certs_dir: str = ""
 
     @classmethod

@@ -3,6 +3,7 @@
 Keys read: ``hosts``, ``debug``, ``data-root``, ``group``, ``tls``, ``tlsverify``,
 ``tlscacert``, ``tlscert``, ``tlskey``, ``insecure-registries`` (registries reached
 without TLS checks besides loopback ones: ``host[:port]`` or CIDR),
+``registry-mirrors`` (``http[s]://host[:port]`` mirrors of Docker Hub),
 ``registry-certs-dir`` (vmcontainer's own: a directory of ``<host:port>/ca.crt``
 looked at before ``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d``). As in Docker,
 a directive given both as a flag and in the file is an error; other Docker keys are
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 KEYS = {"hosts": list, "debug": bool, "data-root": str, "group": str, "tls": bool,
         "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
-        "insecure-registries": list, "registry-certs-dir": str}
+        "insecure-registries": list, "registry-mirrors": list, "registry-certs-dir": str}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class DaemonConfig:
     group: str = "vmcontainer"
     tls: TlsFiles | None = None
     insecure_registries: tuple[str, ...] = ()
+    registry_mirrors: tuple[str, ...] = ()
     registry_certs_dir: str = ""
 
 
@@ -144,9 +146,11 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
             raise InvalidParameter(
                 f"refusing to listen on {host} without TLS: TCP needs client certificates "
                 "(--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY)")
+    registries = RegistryPolicy.from_config(s.get("insecure-registries") or (),
+                                            mirrors=s.get("registry-mirrors") or ())
     return DaemonConfig(hosts=hosts, debug=bool(s["debug"]),
                         data_root=Path(s["data-root"]) if s.get("data-root") else None,
                         group=s.get("group", "vmcontainer"), tls=tls,
-                        insecure_registries=RegistryPolicy.from_config(
-                            s.get("insecure-registries") or ()).insecure,
+                        insecure_registries=registries.insecure,
+                        registry_mirrors=registries.mirrors,
                         registry_certs_dir=str(s.get("registry-certs-dir") or ""))

@@ -10,7 +10,7 @@ import platform
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,6 +20,9 @@ from vmcontainer.api.compat import API_VERSION, MIN_API, Route, server_headers
 from vmcontainer.api.errors import SWARM_MESSAGE
 from vmcontainer.api.hostinfo import go_arch, host_info
 from vmcontainer.api.responses import json_error, json_response
+
+if TYPE_CHECKING:
+    from vmcontainer.image.registry import RegistryPolicy
 
 DEBUG = web.AppKey("debug", bool)
 
@@ -74,6 +77,23 @@ def _nfd() -> int:
         return 0
 
 
+def _registry_config(policy: RegistryPolicy) -> dict[str, object]:
+    """Engine API ``RegistryConfig``: moby ``registry.ServiceConfig`` (loopback is
+    always insecure; Docker Hub's index entry carries the mirrors)."""
+    cidrs = ["127.0.0.0/8", *(e for e in policy.insecure if "/" in e)]
+    indexes: dict[str, object] = {
+        "docker.io": {"Name": "docker.io", "Mirrors": list(policy.mirrors), "Secure": True,
+                      "Official": True}}
+    for entry in policy.insecure:
+        if "/" not in entry:
+            indexes[entry] = {"Name": entry, "Mirrors": [], "Secure": False,
+                              "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": [],
+            "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes,
+            "Mirrors": list(policy.mirrors)}
+
+
 async def info(request: web.Request) -> web.Response:
     eng = engine(request)
     host = await asyncio.to_thread(host_info)
@@ -103,9 +123,7 @@ async def info(request: web.Request) -> web.Response:
         "OperatingSystem": host.operating_system, "OSVersion": host.os_version,
         "OSType": "linux", "Architecture": host.architecture,
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
-                           "AllowNondistributableArtifactsHostnames": [],
-                           "InsecureRegistryCIDRs": [], "IndexConfigs": {}, "Mirrors": []},
+        "RegistryConfig": _registry_config(eng.ctx.images.registries),
         "NCPU": host.ncpu, "MemTotal": host.mem_total, "GenericResources": None,
         "DockerRootDir": root,
         "HttpProxy": os.environ.get("HTTP_PROXY", ""),

@@ -21,19 +21,26 @@ import click
 @click.option("-p", "--pidfile", type=click.Path(path_type=Path), default=None,
               help="Path to use for the daemon PID file (default <data-root>/vmcontainer.pid)")
 @click.option("-G", "--group", default=None, help="Group of the unix socket")
+@click.option("--insecure-registry", "insecure", multiple=True,
+              help="Registry (host[:port] or CIDR) reached without TLS checks")
+@click.option("--registry-mirror", "mirrors", multiple=True,
+              help="Mirror of Docker Hub (http[s]://host[:port]), tried first")
 @click.option("--tlsverify", is_flag=True, default=None,
               help="Require TLS client certificates (needed for tcp://)")
 @click.option("--tlscacert", default=None, help="CA that signs client certificates")
 @click.option("--tlscert", default=None, help="Server certificate")
 @click.option("--tlskey", default=None, help="Server key")
 def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | None,
-           debug: bool | None, pidfile: Path | None, group: str | None, tlsverify: bool | None,
+           debug: bool | None, pidfile: Path | None, group: str | None,
+           insecure: tuple[str, ...], mirrors: tuple[str, ...], tlsverify: bool | None,
            tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
     """Serve the Docker Engine API (docker, docker-py) on a unix socket."""
     flags: dict[str, Any] = {k: v for k, v in {
         "hosts": list(hosts) or None, "debug": debug, "data-root": str(data_root)
         if data_root else None, "group": group, "tlsverify": tlsverify,
-        "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey}.items()
+        "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
+        "insecure-registries": list(insecure) or None,
+        "registry-mirrors": list(mirrors) or None}.items()
         if v is not None}
     from vmcontainer.cli.daemonmain import run
 

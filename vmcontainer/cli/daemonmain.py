@@ -51,6 +51,7 @@ def _setup_logging(debug: bool) -> None:
 
 def _settings(config: DaemonConfig) -> Settings:
     env = replace(Settings.from_env(), insecure_registries=config.insecure_registries,
+                  registry_mirrors=config.registry_mirrors,
                   registry_certs_dir=config.registry_certs_dir)
     if config.data_root is None:
         return env

@@ -28,7 +28,8 @@ class EngineContext:
         self.images = ImageStore(
             settings.image_dir,
             registries=RegistryPolicy.from_config(settings.insecure_registries,
-                                                  settings.registry_certs_dir))
+                                                  settings.registry_certs_dir,
+                                                  settings.registry_mirrors))
         self._backend = backend
         self._assets = assets
         self._progress = progress

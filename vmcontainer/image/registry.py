@@ -4,8 +4,14 @@ TLS follows Docker's ``registry/config.go`` (``isSecureIndex``): a registry is
 *insecure* — HTTPS without certificate checks, falling back to plain HTTP, which is
 what ``skopeo --tls-verify=false`` does — when its host is a loopback address
 (127.0.0.0/8, ::1, ``localhost``) or is listed in ``daemon.json``
-``insecure-registries`` (``host[:port]`` or a CIDR such as ``10.0.0.0/8``). Unlike
-Docker, host names other than ``localhost`` are not resolved to match a CIDR.
+``insecure-registries`` (``host[:port]`` or a CIDR such as ``10.0.0.0/8``); a host
+name counts as insecure when any address it resolves to does, as in Docker.
+
+Mirrors: daemon.json ``registry-mirrors`` (``http[s]://host[:port]`` URLs), as in
+Docker, serve names of Docker Hub (``docker.io``) only: skopeo gets them as
+``[[registry.mirror]]`` entries of a registries.conf(5) file for the ``docker.io``
+prefix, tries them in order, then Docker Hub itself. A mirror is reached without
+certificate checks when its URL is ``http://`` or its host is insecure as above.
 
 Certificates: a registry that is not insecure is verified against the system CA
 store plus, as Docker does, the ``*.crt`` files of its directory
@@ -25,6 +31,8 @@ import base64
 import ipaddress
 import json
 import os
+import socket
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,23 +91,61 @@ def _host(domain: str) -> str:
     return domain.rpartition(":")[0] if domain.count(":") == 1 else domain
 
 
-def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _addresses(host: str) -> list[Address]:
+    """``host`` as an address, or what it resolves to ([] when it does not)."""
     try:
-        return ipaddress.ip_address(host)
+        return [ipaddress.ip_address(host)]
     except ValueError:
-        return None
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    found: list[Address] = []
+    for info in infos:
+        try:
+            found.append(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
+        except ValueError:
+            continue
+    return found
+
+
+def validate_mirror(url: str) -> str:
+    """A ``registry-mirrors`` entry, as moby ``registry.ValidateMirror`` checks it:
+    an ``http``/``https`` URL with a host and no path, query or credentials. Returns
+    it as Docker shows it, ``scheme://host[:port]/``; raises InvalidParameter."""
+    parsed = urllib.parse.urlsplit(url)
+    quoted = json.dumps(url)
+    if parsed.scheme not in ("http", "https"):
+        raise InvalidParameter(f"invalid mirror: unsupported scheme {json.dumps(parsed.scheme)}"
+                               f" in {quoted}")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise InvalidParameter(f"invalid mirror: path, query, or fragment at end of the URI "
+                               f"{quoted}")
+    if parsed.username is not None or parsed.password is not None:
+        raise InvalidParameter(f"invalid mirror: username/password not allowed in URI {quoted}")
+    if not parsed.hostname:
+        raise InvalidParameter(f"invalid mirror: {quoted} is not a valid URI")
+    return f"{parsed.scheme}://{parsed.netloc}/"
 
 
 @dataclass(frozen=True)
 class RegistryPolicy:
-    """``insecure``: daemon.json ``insecure-registries`` entries (``host[:port]`` or CIDR)."""
+    """``insecure``: daemon.json ``insecure-registries`` entries (``host[:port]`` or
+    CIDR); ``mirrors``: ``registry-mirrors`` URLs (validated)."""
 
     insecure: tuple[str, ...] = ()
     certs_dirs: tuple[str, ...] = DEFAULT_CERTS_DIRS
+    mirrors: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, entries: Sequence[str], certs_dir: str = "") -> RegistryPolicy:
-        """Validate ``insecure-registries``; raises InvalidParameter for a bad entry."""
+    def from_config(cls, entries: Sequence[str], certs_dir: str = "",
+                    mirrors: Sequence[str] = ()) -> RegistryPolicy:
+        """Validate ``insecure-registries`` and ``registry-mirrors``; raises
+        InvalidParameter for a bad entry."""
         for entry in entries:
             if "/" in entry:
                 try:
@@ -111,7 +157,7 @@ class RegistryPolicy:
                 raise InvalidParameter(f"insecure-registries: {entry!r} is not a CIDR "
                                        "or host[:port]")
         dirs = ((certs_dir,) if certs_dir else ()) + DEFAULT_CERTS_DIRS
-        return cls(tuple(entries), dirs)
+        return cls(tuple(entries), dirs, tuple(validate_mirror(m) for m in mirrors))
 
     def cert_dir(self, domain: str) -> Path | None:
         """The first ``<certs dir>/<domain>`` directory that exists, if any."""
@@ -126,22 +172,40 @@ class RegistryPolicy:
     def tls_verify(self, domain: str) -> bool:
         """Whether certificates of the registry at ``domain`` (``host[:port]``) are checked."""
         host = _host(domain)
-        address = _address(host)
-        if host == "localhost" or (address is not None and address.is_loopback):
+        if any(entry in (domain, host) for entry in self.insecure if "/" not in entry):
             return False
-        for entry in self.insecure:
-            if "/" in entry:
-                if address is not None and address in ipaddress.ip_network(entry, strict=False):
-                    return False
-            elif entry in (domain, host):
-                return False
-        return True
+        if domain == "docker.io":
+            return True
+        addresses = _addresses(host)
+        if host == "localhost" or any(a.is_loopback for a in addresses):
+            return False
+        networks = [ipaddress.ip_network(e, strict=False) for e in self.insecure if "/" in e]
+        return not any(a in net for a in addresses for net in networks)
+
+    def registries_conf(self, workdir: Path) -> Path | None:
+        """A registries.conf(5) in ``workdir`` listing the mirrors for ``docker.io``
+        (None when there are none)."""
+        if not self.mirrors:
+            return None
+        lines = ['unqualified-search-registries = []', '', '[[registry]]',
+                 'prefix = "docker.io"', 'location = "docker.io"']
+        for mirror in self.mirrors:
+            scheme, _, host = mirror.rstrip("/").partition("://")
+            insecure = scheme == "http" or not self.tls_verify(host)
+            lines += ['', '[[registry.mirror]]', f'location = {json.dumps(host)}',
+                      f'insecure = {"true" if insecure else "false"}']
+        path = workdir / "registries.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def skopeo_args(self, side: str, domain: str, creds: Credentials, workdir: Path) -> list[str]:
         """``skopeo copy``/``inspect`` options for one end (``side``: "src", "dest",
         or "" for ``inspect``): TLS policy and, if any, an auth file in ``workdir``."""
         prefix = f"--{side}-" if side else "--"
         args = [] if self.tls_verify(domain) else [f"{prefix}tls-verify=false"]
+        conf = self.registries_conf(workdir) if domain == "docker.io" else None
+        if conf is not None:
+            args.append(f"--registries-conf={conf}")
         certs = self.cert_dir(domain)
         if certs is not None:
             args.append(f"{prefix}cert-dir={certs}")
