@@ -4,13 +4,16 @@
 
 Runs the test modules of a docker-py source tree (a git checkout: PyPI's sdist has
 no tests) against a fresh vmcontainer daemon, with the installed ``docker``
-package. Those tests expect ``alpine:3.10`` and pull it when missing; there is no
-registry here, so a stand-in is loaded under that name first: Debian's
+package. Those tests pull Docker Hub images (``alpine:3.10``, ``alpine:latest``, ``busybox``,
+``hello-world``); there is no Docker Hub here, so the daemon gets a mirror of it
+(``--registry-mirror``): Debian's ``docker-registry`` on 127.0.0.1, seeded with
+stand-ins under those names, and ``alpine:3.10`` is loaded first. The stand-in: Debian's
 busybox-static with every applet, and Alpine's users and groups (uid 70
 ``postgres``, which ``test_exec_command_as_user`` uses) and directories
 (``/var/opt``, ``test_exec_command_with_workdir``). Default selection: the
 process tests of the issue "Processes inside the VM" (attach, exec, kill,
-restart, pause, resize, top, wait, stop, logs, health).
+restart, pause, resize, top, wait, stop, logs, health); ``--images``: the image
+tests of the issue "Images from registries" (``IMAGE_SELECTION``).
 
 Prints pytest's summary line; the exit code is pytest's.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from imagebuild import Entry, busybox_rootfs_entries, layer_tar, write_docker_archive
+from localregistry import LocalRegistry
 
 from vmcontainer.config import Settings
 
@@ -36,6 +40,9 @@ DEFAULT_SELECTION = ["tests/integration/api_container_test.py",
                      "tests/integration/api_healthcheck_test.py",
                      "-k", "Attach or Kill or Restart or Pause or Resize or Top or Wait or "
                            "Stop or Exec or Health or Logs or Start or Signal"]
+IMAGE_SELECTION = ["tests/integration/api_image_test.py",
+                   "tests/integration/models_images_test.py",
+                   "-k", "not build and not Build and not commit and not Commit"]
 ALPINE_PASSWD = (b"root:x:0:0:root:/root:/bin/ash\n"
                  b"bin:x:1:1:bin:/bin:/sbin/nologin\n"
                  b"daemon:x:2:2:daemon:/sbin:/sbin/nologin\n"
@@ -43,6 +50,13 @@ ALPINE_PASSWD = (b"root:x:0:0:root:/root:/bin/ash\n"
                  b"nobody:x:65534:65534:nobody:/:/sbin/nologin\n")
 ALPINE_GROUP = (b"root:x:0:root\nbin:x:1:root,bin,daemon\ndaemon:x:2:root,bin,daemon\n"
                 b"postgres:x:70:\nnogroup:x:65533:\nnobody:x:65534:\n")
+
+
+def hello_world(path: Path) -> None:
+    """``hello-world:latest``: one static binary that prints a greeting."""
+    entries = [Entry("hello", data=Path("/bin/busybox").read_bytes(), mode=0o755)]
+    write_docker_archive(path, [layer_tar(entries)], ["hello-world:latest"],
+                         {"Cmd": ["/hello", "echo", "Hello from Docker!"]})
 
 
 def stand_in(path: Path) -> None:
@@ -62,23 +76,32 @@ def main() -> int:
         raise SystemExit(__doc__)
     source = Path(sys.argv[1]).resolve()
     selection = sys.argv[2:] or DEFAULT_SELECTION
+    if selection == ["--images"]:
+        selection = IMAGE_SELECTION
     with tempfile.TemporaryDirectory(prefix="vmc-dockerpy-") as t:
         tmp = Path(t)
         sock = tmp / "d.sock"
+        archive, hello = tmp / "alpine.tar", tmp / "hello.tar"
+        stand_in(archive)
+        hello_world(hello)
+        mirror = LocalRegistry(tmp / "mirror").start()
+        for path, names in ((archive, ("alpine:3.10", "alpine:latest", "busybox:latest")),
+                            (hello, ("hello-world:latest",))):
+            for name in names:
+                mirror.seed(path, "library/" + name)
         env = {**os.environ, "VMCONTAINER_ROOT": str(tmp / "root"),
                "VMCONTAINER_BOOT_DIR": str(Settings.from_env().boot_dir),
                "DOCKER_HOST": f"unix://{sock}"}
         env.pop("DOCKER_TLS_VERIFY", None)
         with open(tmp / "daemon.log", "wb") as log:
             daemon = subprocess.Popen([sys.executable, "-m", "vmcontainer", "daemon", "-H",
-                                       f"unix://{sock}"], env=env, stderr=log)
+                                       f"unix://{sock}", "--registry-mirror",
+                                       f"http://{mirror.host}"], env=env, stderr=log)
         try:
             while not sock.exists():
                 if daemon.poll() is not None:
                     raise SystemExit((tmp / "daemon.log").read_text())
                 time.sleep(0.05)
-            archive = tmp / "alpine.tar"
-            stand_in(archive)
             subprocess.run(["docker", "load", "-i", str(archive)], env=env, check=True,
                            stdout=subprocess.DEVNULL)
             return subprocess.run(
@@ -88,6 +111,7 @@ def main() -> int:
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=60)
+            mirror.stop()
 
 
 if __name__ == "__main__":

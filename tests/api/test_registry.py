@@ -147,6 +147,17 @@ def test_index_picks_linux_amd64(daemon: Daemon, registry: LocalRegistry, tmp_pa
     r = daemon.request("POST", f"/images/create?fromImage={registry.host}/armonly&tag=latest")
     assert (r.status, r.message) == (
         404, "no matching manifest for linux/amd64 in the manifest list entries")
+    # what the registry holds, without pulling (docker-py inspect_distribution)
+    doc = daemon.request("GET", f"/distribution/{registry.host}/multi:latest/json").json()
+    assert doc["Descriptor"]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert doc["Platforms"] == [{"architecture": "arm64", "os": "linux"},
+                                {"architecture": "amd64", "os": "linux"}]
+    doc = daemon.request("GET", f"/distribution/{registry.host}/busybox/json").json()
+    assert doc["Platforms"] == [{"architecture": "amd64", "os": "linux"}], doc
+    r = docker(daemon, "pull", f"{registry.host}/busybox")
+    assert f"Digest: {doc['Descriptor']['digest']}" in r.stdout, (doc, r.stdout)
+    r = daemon.request("GET", f"/distribution/{registry.host}/nosuch/json")
+    assert r.status == 404, r.body
 
 
 def test_registry_killed_mid_pull(daemon: Daemon, tmp_path: Path,

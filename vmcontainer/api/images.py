@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from vmcontainer.api import params
 from vmcontainer.api.backend import engine
 from vmcontainer.api.compat import Route, image_summary, request_version
 from vmcontainer.api.imagesave import save
-from vmcontainer.api.pullstream import run_with_progress
+from vmcontainer.api.pullstream import error_doc, run_with_progress
 from vmcontainer.api.registryauth import HEADER, credentials
 from vmcontainer.api.responses import dumps, json_response
 from vmcontainer.api.streams import start_stream
@@ -188,7 +189,8 @@ async def _receive(request: web.Request, path: Path) -> None:
             await asyncio.to_thread(fh.write, chunk)
 
 
-async def _stream_lines(request: web.Request, docs: list[dict[str, str]]) -> web.StreamResponse:
+async def _stream_lines(request: web.Request, docs: Sequence[Mapping[str, object]]
+                        ) -> web.StreamResponse:
     resp = await start_stream(request, "application/json")
     for doc in docs:
         await resp.write(dumps(doc))
@@ -202,9 +204,13 @@ async def load(request: web.Request) -> web.StreamResponse:
     with staging_dir(store.tmp_dir, "api-load-") as staging:
         archive = staging / "archive"
         await _receive(request, archive)
-        if archive.stat().st_size == 0:
-            raise InvalidParameter("requested load from stdin, but stdin is empty")
-        lines = await asyncio.to_thread(store.load, archive)
+        try:
+            if archive.stat().st_size == 0:
+                raise InvalidParameter("requested load from stdin, but stdin is empty")
+            lines = await asyncio.to_thread(store.load, archive)
+        except InvalidParameter as err:
+            # Docker answers 200 and streams the error (docker-py: ImageLoadError)
+            return await _stream_lines(request, [error_doc(str(err))])
     return await _stream_lines(request, [{"stream": line + "\n"} for line in lines])
 
 

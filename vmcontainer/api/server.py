@@ -24,6 +24,7 @@ from vmcontainer.api import (
     auth,
     container_streams,
     containers,
+    distribution,
     events,
     images,
     processes,
@@ -57,8 +58,8 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[ENGINE] = engine
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
-    for module in (system, auth, events, containers, container_streams, processes,
-                   images):
+    for module in (system, auth, distribution, events, containers, container_streams,
+                   processes, images):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

@@ -88,8 +88,10 @@ def short_id(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
-def _inspect(ref: Reference, target: str, policy: RegistryPolicy, creds: Credentials,
-             workdir: Path) -> tuple[bytes, dict[str, object]]:
+def inspect_manifest(ref: Reference, target: str, policy: RegistryPolicy, creds: Credentials,
+                     workdir: Path) -> tuple[bytes, dict[str, object]]:
+    """The manifest (or index) ``target`` names, raw and parsed; raises as
+    :func:`resolve`."""
     argv = ["skopeo", "inspect", "--raw", "--retry-times", "1",
             *policy.skopeo_args("", ref.domain, creds, workdir), f"docker://{target}"]
     try:
@@ -139,14 +141,14 @@ def resolve(ref: Reference, policy: RegistryPolicy, creds: Credentials,
     """Step 1 (see the module). Raises NotFound (no such tag or digest, no
     linux/amd64 entry), Unauthorized, Forbidden, Unavailable (registry unreachable),
     InvalidParameter (a malformed or unsupported manifest), System."""
-    raw, doc = _inspect(ref, str(ref), policy, creds, workdir)
+    raw, doc = inspect_manifest(ref, str(ref), policy, creds, workdir)
     repo_digest = oci.sha256_bytes(raw)
     if ref.digest is not None and ref.digest != repo_digest:
         raise InvalidParameter(f"manifest of {ref.familiar} has digest {repo_digest}")
     manifest, digest = raw, repo_digest
     if doc.get("mediaType") in _LISTS or "manifests" in doc:
         digest = _pick_platform(doc)
-        manifest, doc = _inspect(ref, f"{ref.name}@{digest}", policy, creds, workdir)
+        manifest, doc = inspect_manifest(ref, f"{ref.name}@{digest}", policy, creds, workdir)
         if oci.sha256_bytes(manifest) != digest:
             raise InvalidParameter(f"manifest {digest} of {ref.familiar}: digest mismatch")
     if doc.get("schemaVersion") != 2 or not isinstance(doc.get("layers"), list):
