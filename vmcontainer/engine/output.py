@@ -24,15 +24,24 @@ class OutputMixin:
     _running: dict[str, Running]
     _outputs: dict[str, Broadcast]
 
-    async def logs(self, ref: str, *, follow: bool = False, since: float = 0,
-                   until: float = 0, tail: int = -1, timestamps: bool = False,
-                   stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:
+    def logs(self, ref: str, *, follow: bool = False, since: float = 0,
+             until: float = 0, tail: int = -1, timestamps: bool = False,
+             stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:
         """json-file entries as (stream, bytes); ``follow`` ends when the container
-        stops. ``since``/``until`` are Unix seconds (0: unbounded), ``tail`` -1: all."""
-        from vmcontainer.engine.humanize import parse_time
+        stops. ``since``/``until`` are Unix seconds (0: unbounded), ``tail`` -1: all.
+
+        The log file is opened here, before the caller answers its client: a client
+        may remove the container before it reads the stream (docker-py's ``run``
+        does: logs, wait, remove, then read), and the open file outlives that."""
         c = self.ctx.store.find(ref)
-        path = self.ctx.store.dir(c.id) / f"{c.id}-json.log"
+        reader = LogFollower(self.ctx.store.dir(c.id) / f"{c.id}-json.log")
         wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        return self._read_log(c.id, reader, follow, since, until, tail, timestamps, wanted)
+
+    async def _read_log(self, cid: str, reader: LogFollower, follow: bool, since: float,
+                        until: float, tail: int, timestamps: bool,
+                        wanted: set[str]) -> AsyncIterator[Chunk]:
+        from vmcontainer.engine.humanize import parse_time
 
         def pick(entries: list[Any]) -> list[Chunk]:
             out = []
@@ -43,13 +52,12 @@ class OutputMixin:
                 out.append((e.stream, (e.time.encode() + b" " if timestamps else b"") + e.data))
             return out
 
-        reader = LogFollower(path)
         try:
             chosen = pick(reader.read_new())
             for chunk in chosen[-tail:] if tail > 0 else chosen if tail < 0 else []:
                 yield chunk
             while follow:
-                done = not self._still_running(c.id)
+                done = not self._still_running(cid)
                 for chunk in pick(reader.read_new()):  # the open file outlives a removal
                     yield chunk
                 if done:
