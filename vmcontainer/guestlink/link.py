@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,10 @@ class AgentLink:
         self._reader = reader
         self._writer = writer
         self._decoder = FrameDecoder()
+        # Frames decoded but not yet handed out: one read may bring several, and a
+        # consumer may stop after any of them (the start path stops at STARTED and
+        # the monitor goes on with a new frames() iterator).
+        self._pending: deque[Frame] = deque()
 
     @classmethod
     async def connect(cls, path: str | Path, timeout: float = 10.0) -> AgentLink:
@@ -46,16 +51,19 @@ class AgentLink:
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Yield frames until the connection ends (EOF: the VM is gone or we closed).
-        Raises ProtocolError on a corrupt stream."""
+        Raises ProtocolError on a corrupt stream. Several iterators may follow one
+        another: a frame is handed out once, and none is lost when an iterator is
+        abandoned after any frame."""
         while True:
+            while self._pending:
+                yield self._pending.popleft()
             try:
                 data = await self._reader.read(_READ_CHUNK)
             except ConnectionResetError:
                 return  # QEMU went away: the same as EOF
             if not data:
                 return
-            for frame in self._decoder.feed(data):
-                yield frame
+            self._pending.extend(self._decoder.feed(data))
 
     async def send(self, msg_type: int, payload: bytes = b"", session: int = 0) -> None:
         """Send one host-to-guest frame and wait until it is handed to the socket."""
