@@ -3,6 +3,7 @@ the Engine API and the real ``docker`` CLI, against the session's daemon."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -360,3 +361,51 @@ def test_push_with_login_and_vmcontainer_push(daemon: Daemon, auth_registry: Loc
     assert r.stdout.splitlines()[0] == f"The push refers to repository [{host}/mine]"
     assert r.stdout.splitlines()[-1].startswith("1: digest: sha256:")
     assert PASSWORD not in daemon.log_text()
+
+
+def zstd_layout(archive: Path, layout: Path) -> str:
+    """``archive`` as an OCI layout (tag ``img``) whose layers are zstd-compressed
+    (recompressed here with the zstd tool); returns the image ID."""
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet",
+                    f"docker-archive:{archive}", f"oci:{layout}:img"],
+                   check=True, capture_output=True)
+    blobs = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_bytes())
+    for layer in manifest["layers"]:
+        raw = subprocess.run(["gzip", "-dc", str(blobs / layer["digest"][7:])],
+                             check=True, capture_output=True).stdout
+        packed = subprocess.run(["zstd", "-q", "-c"], input=raw, check=True,
+                                capture_output=True).stdout
+        digest = hashlib.sha256(packed).hexdigest()
+        (blobs / digest).write_bytes(packed)
+        layer.update(mediaType="application/vnd.oci.image.layer.v1.tar+zstd",
+                     digest="sha256:" + digest, size=len(packed))
+    body = json.dumps(manifest).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    (blobs / digest).write_bytes(body)
+    index["manifests"][0].update(digest="sha256:" + digest, size=len(body))
+    (layout / "index.json").write_text(json.dumps(index))
+    return str(manifest["config"]["digest"])
+
+
+@pytest.mark.vm
+def test_zstd_layers_pull_and_run(daemon: Daemon, registry: LocalRegistry,
+                                  archives: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    """An OCI manifest with zstd-compressed layers: pulled (digests verified), decompressed
+    into the base disk, runs."""
+    image_id = zstd_layout(archives["two"][0], tmp_path / "layout")
+    subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet", "--preserve-digests",
+                    "--dest-tls-verify=false", f"oci:{tmp_path / 'layout'}:img",
+                    f"docker://{registry.host}/zstd:latest"], check=True, capture_output=True)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/zstd:latest"], check=True,
+                         capture_output=True).stdout
+    media = {layer["mediaType"] for layer in json.loads(raw)["layers"]}
+    assert media == {"application/vnd.oci.image.layer.v1.tar+zstd"}, media
+    r = docker(daemon, "pull", f"{registry.host}/zstd")
+    assert r.returncode == 0, r.stderr
+    r = docker(daemon, "inspect", "-f", "{{.Id}}", f"{registry.host}/zstd")
+    assert r.stdout.strip() == image_id
+    r = docker(daemon, "run", "--rm", f"{registry.host}/zstd", "cat", "/hello")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
