@@ -8,6 +8,7 @@ answers), each on its own temporary data root, medians of ``-n`` runs.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "api"))
 from apihelpers import Daemon
 from backends import ensure_libvirtd
 from imagebuild import busybox_rootfs_tar, write_docker_archive
+
+from vmcontainer.config import Settings
 
 
 def bench(backend: str, archive: Path, n: int) -> list[float]:
@@ -47,6 +50,8 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=5)
     n = ap.parse_args().n
     ensure_libvirtd()
+    # The machine's boot assets, not a kernel build in each temporary root.
+    os.environ.setdefault("VMCONTAINER_BOOT_DIR", str(Settings.from_env().boot_dir))
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "busybox.tar"
         write_docker_archive(archive, [busybox_rootfs_tar(["true", "sh"])], ["busybox:latest"],
