@@ -7,6 +7,10 @@ APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
             libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
             ca-certificates
+# The libvirt backend (`vmcontainer daemon --backend libvirt`): libvirtd, and what
+# pip needs to build libvirt-python. Its services are not started by installing:
+# tests start `virtlogd -d` and `libvirtd -d` themselves (tests/backends.py).
+LIBVIRT_PKGS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
 # Only the tests need these (sshd for `-H ssh://`, docker-registry for pull and push,
 # and a docker CLI: Debian's docker.io when none is on PATH), installed without
 # starting or enabling their system services (policy-rc.d answers 101: "action
@@ -16,7 +20,7 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: deps test-deps install demo test lint bench clean
 deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(APT_PKGS) $(LIBVIRT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install $$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -40,7 +44,7 @@ test-deps:
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,lint]'
+	$(PY) -m pip install -q -e '.[test,lint,libvirt]'
 	touch $(STAMP)
 
 install: deps $(STAMP)
@@ -50,8 +54,10 @@ demo: install
 	  $(VENV)/bin/vmcontainer import $$tmp/busybox.tar busybox && rm -rf $$tmp
 	$(VENV)/bin/vmcontainer run --rm busybox sh -c 'echo "hello from $$(hostname), a VM running Linux $$(uname -r)"'
 
+# The whole suite once per VM backend (tests/backends.py reads VMCONTAINER_BACKEND).
 test: install test-deps
 	$(PY) -m pytest -ra tests
+	VMCONTAINER_BACKEND=libvirt $(PY) -m pytest -ra tests
 
 lint: install
 	$(VENV)/bin/ruff check vmcontainer tests bench
@@ -59,6 +65,7 @@ lint: install
 
 bench: install
 	$(PY) bench/start_latency.py
+	$(PY) bench/backend_latency.py
 
 clean:
 	rm -rf $(VENV) guest/build

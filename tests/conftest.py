@@ -13,7 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("VMCONTAINER_BOOT_DIR", "/var/lib/vmcontainer/boot"
                       if os.geteuid() == 0 else str(Path.home() / ".cache/vmcontainer/boot"))
 
+from backends import BACKEND, ensure_libvirtd
+
 from vmcontainer.vm.bootassets import BootAssets, ensure_boot_assets
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _backend_service() -> None:
+    """libvirtd up before any test when the suite runs on the libvirt backend."""
+    if BACKEND == "libvirt":
+        ensure_libvirtd()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import backend
 from conftest import all_applets
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
@@ -26,7 +27,6 @@ from vmcontainer.image.store import ImageStore
 from vmcontainer.vm.accel import choose_accelerator
 from vmcontainer.vm.bootassets import BootAssets
 from vmcontainer.vm.overlay import create_overlay
-from vmcontainer.vm.qemu import QemuBackend
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
 pytestmark = pytest.mark.vm
@@ -139,7 +139,7 @@ async def boot(tmp_path: Path, disk: Path, assets: BootAssets, accel: str,
                DiskSpec(run_dir / "config.iso", "config", format="raw", readonly=True)),
         channels=(ChannelSpec(PORT_NAME, "agent.sock"),),
     )
-    machine = await QemuBackend(accel).start(spec)
+    machine = await (await backend(accel)).start(spec)
     try:
         link = await AgentLink.connect(machine.socket_path("agent.sock"))
         guest = Guest(link)

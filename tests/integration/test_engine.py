@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from backends import backend
 from conftest import Vmc
 
 from vmcontainer.config import Settings
@@ -17,7 +18,6 @@ from vmcontainer.engine.engine import Engine
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import Conflict, NotModified
 from vmcontainer.vm.accel import choose_accelerator
-from vmcontainer.vm.qemu import QemuBackend
 
 pytestmark = pytest.mark.vm
 
@@ -26,7 +26,7 @@ async def make_engine(root: Path) -> Engine:
     settings = Settings(root=root, boot_dir=Path(os.environ["VMCONTAINER_BOOT_DIR"]))
     ctx = EngineContext(settings)
     choice = await choose_accelerator(ctx.boot_assets(), settings.boot_dir)
-    ctx.backend = QemuBackend(choice.accel)
+    ctx.backend = await backend(choice.accel)
     return Engine(ctx)
 
 

@@ -5,7 +5,10 @@ Keys read: ``hosts``, ``debug``, ``data-root``, ``group``, ``tls``, ``tlsverify`
 without TLS checks besides loopback ones: ``host[:port]`` or CIDR),
 ``registry-mirrors`` (``http[s]://host[:port]`` mirrors of Docker Hub),
 ``registry-certs-dir`` (vmcontainer's own: a directory of ``<host:port>/ca.crt``
-looked at before ``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d``). As in Docker,
+looked at before ``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d``), ``backend``
+(``qemu`` or ``libvirt``), ``libvirt-uri``, ``libvirt-pool`` (vmcontainer's own; their
+defaults come from ``VMCONTAINER_BACKEND``, ``VMCONTAINER_LIBVIRT_URI`` and
+``VMCONTAINER_LIBVIRT_POOL`` when set: the daemon a CLI starts inherits them). As in Docker,
 a directive given both as a flag and in the file is an error; other Docker keys are
 ignored with a warning (they mean nothing here yet), and a missing default file is no error. Unlike
 Docker, ``tls`` alone also verifies clients: TCP is served only to clients with a
@@ -31,7 +34,8 @@ log = logging.getLogger(__name__)
 
 KEYS = {"hosts": list, "debug": bool, "data-root": str, "group": str, "tls": bool,
         "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
-        "insecure-registries": list, "registry-mirrors": list, "registry-certs-dir": str}
+        "insecure-registries": list, "registry-mirrors": list, "registry-certs-dir": str,
+        "backend": str, "libvirt-uri": str, "libvirt-pool": str}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class DaemonConfig:
     insecure_registries: tuple[str, ...] = ()
     registry_mirrors: tuple[str, ...] = ()
     registry_certs_dir: str = ""
+    backend: str = "qemu"
+    libvirt_uri: str = ""
+    libvirt_pool: str = "default"
 
 
 def read_file(path: Path, explicit: bool) -> dict[str, Any]:
@@ -146,6 +153,13 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
             raise InvalidParameter(
                 f"refusing to listen on {host} without TLS: TCP needs client certificates "
                 "(--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY)")
+    backend = s.get("backend") or os.environ.get("VMCONTAINER_BACKEND") or "qemu"
+    if backend not in ("qemu", "libvirt"):
+        raise InvalidParameter(f"invalid backend {backend!r}: use qemu or libvirt")
+    uri = s.get("libvirt-uri") or os.environ.get("VMCONTAINER_LIBVIRT_URI") or ""
+    if uri and "://" not in uri:
+        raise InvalidParameter(f"invalid libvirt URI {uri!r}: e.g. qemu:///system, "
+                               "qemu+ssh://user@host/system")
     registries = RegistryPolicy.from_config(s.get("insecure-registries") or (),
                                             mirrors=s.get("registry-mirrors") or ())
     return DaemonConfig(hosts=hosts, debug=bool(s["debug"]),
@@ -153,4 +167,7 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
                         group=s.get("group", "vmcontainer"), tls=tls,
                         insecure_registries=registries.insecure,
                         registry_mirrors=registries.mirrors,
-                        registry_certs_dir=str(s.get("registry-certs-dir") or ""))
+                        registry_certs_dir=str(s.get("registry-certs-dir") or ""),
+                        backend=backend, libvirt_uri=uri,
+                        libvirt_pool=s.get("libvirt-pool")
+                        or os.environ.get("VMCONTAINER_LIBVIRT_POOL") or "default")

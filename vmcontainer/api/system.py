@@ -98,6 +98,7 @@ async def info(request: web.Request) -> web.Response:
     eng = engine(request)
     host = await asyncio.to_thread(host_info)
     counts: dict[str, Any] = eng.info()
+    backend_status = [list(kv) for kv in counts.pop("BackendStatus", [])]
     accel = str(counts.get("Accelerator", ""))
     root = str(eng.ctx.settings.root)
     now = datetime.now(UTC)
@@ -108,7 +109,7 @@ async def info(request: web.Request) -> web.Response:
         **counts,
         "Driver": "qcow2",
         "DriverStatus": [["Base disks", "ext4, read-only, one per image"],
-                         ["Container disks", "qcow2 overlays"]],
+                         ["Container disks", "qcow2 overlays"], *backend_status],
         "Plugins": {"Volume": [], "Network": ["none"], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False,

@@ -30,17 +30,26 @@ import click
 @click.option("--tlscacert", default=None, help="CA that signs client certificates")
 @click.option("--tlscert", default=None, help="Server certificate")
 @click.option("--tlskey", default=None, help="Server key")
+@click.option("--backend", type=click.Choice(["qemu", "libvirt"]), default=None,
+              help="How VMs run: qemu (spawned directly, default) or libvirt domains")
+@click.option("--libvirt-uri", default=None,
+              help="libvirt connection (default qemu:///system as root, else "
+                   "qemu:///session; remote: qemu+ssh://user@host/system)")
+@click.option("--libvirt-pool", default=None,
+              help="Storage pool for files on a remote libvirt host (default: default)")
 def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | None,
            debug: bool | None, pidfile: Path | None, group: str | None,
            insecure: tuple[str, ...], mirrors: tuple[str, ...], tlsverify: bool | None,
-           tlscacert: str | None, tlscert: str | None, tlskey: str | None) -> None:
+           tlscacert: str | None, tlscert: str | None, tlskey: str | None,
+           backend: str | None, libvirt_uri: str | None, libvirt_pool: str | None) -> None:
     """Serve the Docker Engine API (docker, docker-py) on a unix socket."""
     flags: dict[str, Any] = {k: v for k, v in {
         "hosts": list(hosts) or None, "debug": debug, "data-root": str(data_root)
         if data_root else None, "group": group, "tlsverify": tlsverify,
         "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
         "insecure-registries": list(insecure) or None,
-        "registry-mirrors": list(mirrors) or None}.items()
+        "registry-mirrors": list(mirrors) or None, "backend": backend,
+        "libvirt-uri": libvirt_uri, "libvirt-pool": libvirt_pool}.items()
         if v is not None}
     from vmcontainer.cli.daemonmain import run
 

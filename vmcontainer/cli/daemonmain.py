@@ -26,7 +26,7 @@ from vmcontainer.config import Settings
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.errors import Conflict, VmcError
 from vmcontainer.vm.accel import choose_accelerator
-from vmcontainer.vm.qemu import QemuBackend
+from vmcontainer.vm.factory import BackendKind, open_backend
 
 log = logging.getLogger("vmcontainer.daemon")
 
@@ -60,7 +60,7 @@ def _settings(config: DaemonConfig) -> Settings:
                    boot_dir=Path(boot) if boot else config.data_root / "boot")
 
 
-async def _backend(ctx: EngineContext) -> None:
+async def _backend(ctx: EngineContext, config: DaemonConfig) -> None:
     assets = await asyncio.to_thread(ctx.boot_assets)
     progress = ctx._progress
     if isinstance(progress, BuildProgress):
@@ -69,7 +69,8 @@ async def _backend(ctx: EngineContext) -> None:
     if choice.accel == "tcg":
         log.warning("KVM is not usable (%s); VMs run under TCG software emulation, slowly",
                     choice.reason)
-    ctx.backend = QemuBackend(choice.accel, tie_to_parent=False)
+    ctx.backend = await open_backend(BackendKind(config.backend), choice.accel,
+                                     config.libvirt_uri, config.libvirt_pool)
 
 
 def hold_pidfile(path: Path) -> int:
@@ -100,7 +101,7 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     pid_path = pidfile or settings.root / "vmcontainer.pid"
     pid_fd = hold_pidfile(pid_path)
     ctx = EngineContext(settings, progress=BuildProgress())
-    await _backend(ctx)
+    await _backend(ctx, config)
     engine = Engine(ctx)
     adopted = await engine.adopt()
     if adopted:
@@ -112,7 +113,8 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("vmcontainer daemon: data root %s, accelerator %s", ctx.settings.root,
+    log.info("vmcontainer daemon: data root %s, backend %s, accelerator %s",
+             ctx.settings.root, ", ".join(v for _, v in ctx.backend.status()),
              ctx.backend.accelerator)
     try:
         await serve(engine, config.hosts, stop, tls=config.tls, debug=config.debug,

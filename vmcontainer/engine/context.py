@@ -30,7 +30,9 @@ class EngineContext:
             registries=RegistryPolicy.from_config(settings.insecure_registries,
                                                   settings.registry_certs_dir,
                                                   settings.registry_mirrors))
-        self._backend = backend
+        self._backend: Backend | None = None
+        if backend is not None:
+            self.backend = backend
         self._assets = assets
         self._progress = progress
 
@@ -44,6 +46,7 @@ class EngineContext:
     @backend.setter
     def backend(self, backend: Backend) -> None:
         self._backend = backend
+        self.store.vm_alive = lambda c: backend.alive(f"vmc-{c.short_id}", c.id, c.state.pid)
 
     def boot_assets(self) -> BootAssets:
         if self._assets is None:

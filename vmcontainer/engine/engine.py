@@ -112,6 +112,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
             "ContainersStopped": len(cs) - running - paused,
             "Images": len(self.ctx.images.list()),
             "Backend": self.ctx.backend.name, "Accelerator": self.ctx.backend.accelerator,
+            "BackendStatus": [list(kv) for kv in self.ctx.backend.status()],
         }
 
     # -- lifecycle ------------------------------------------------------------
@@ -333,6 +334,10 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
         except ContainerNotFound:  # already gone (auto-remove raced a client)
             return
         remove_container(self.ctx, cid, force=True)
+        try:
+            await self.ctx.backend.discard(cid)
+        except VmcError as err:
+            log.warning("container %s: %s", cid[:12], err)
         self.restarts.forget(cid)
         self._publish("destroy", c)
         code = c.state.exit_code

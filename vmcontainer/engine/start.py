@@ -167,7 +167,7 @@ def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path
         cmdline=KERNEL_CMDLINE, memory_mib=memory_mib, vcpus=vcpus, run_dir=directory,
         disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
                DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
-        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=c.id,
     )
 
 

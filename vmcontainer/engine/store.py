@@ -12,12 +12,13 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.state import Status, now_rfc3339
 from vmcontainer.errors import Conflict, ContainerNotFound, InvalidParameter
+from vmcontainer.vm.process import hypervisor_alive
 
 RECORD = "config.json"
 
@@ -33,15 +34,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def _vm_alive(c: Container) -> bool:
-    """Whether ``c.state.pid`` is still this container's hypervisor (not a reused
-    PID): its command line names the machine ``vmc-<short id>``."""
-    if not c.state.pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{c.state.pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return f"vmc-{c.short_id}".encode() in cmdline.split(b"\0")
+    """The qemu backend's check, until a backend is set (``ContainerStore.vm_alive``)."""
+    return hypervisor_alive(f"vmc-{c.short_id}", c.state.pid)
 
 
 class ContainerStore:
@@ -50,6 +44,8 @@ class ContainerStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        # Whether a container's VM still runs: the backend's answer once one is set.
+        self.vm_alive: Callable[[Container], bool] = _vm_alive
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -74,7 +70,7 @@ class ContainerStore:
         except FileNotFoundError as err:
             raise ContainerNotFound(cid) from err
         c = Container.from_json(data)
-        if c.state.status in (Status.RUNNING, Status.PAUSED) and not _vm_alive(c):
+        if c.state.status in (Status.RUNNING, Status.PAUSED) and not self.vm_alive(c):
             c = c.with_state(c.state.move(
                 Status.EXITED, pid=0, exit_code=137, finished_at=now_rfc3339(),
                 error="the VM ended while no vmcontainer process was watching it"))

@@ -65,3 +65,15 @@ class Backend(Protocol):
         """Start the VM and return as soon as the hypervisor runs (not when the guest
         is ready). Raises Unavailable when the hypervisor is missing and
         InvalidParameter for a spec it cannot run."""
+
+    def alive(self, name: str, owner: str, pid: int) -> bool:
+        """Whether the VM ``name`` of ``owner`` (hypervisor process ``pid``, 0 when
+        none is known) still runs. Blocking and quick: the container store asks it
+        to reconcile records of VMs that ended while nobody watched."""
+
+    async def discard(self, owner: str) -> None:
+        """Delete whatever the backend keeps for ``owner``'s VMs besides the files of
+        its MachineSpecs (the container is being removed)."""
+
+    def status(self) -> list[tuple[str, str]]:
+        """Facts ``docker info`` shows about the backend: [(label, value)]."""

@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 
 class WatchedProcess:
@@ -66,3 +67,15 @@ class WatchedProcess:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def hypervisor_alive(name: str, pid: int) -> bool:
+    """Whether process ``pid`` is still the hypervisor of machine ``name`` (not a
+    reused PID): its command line names the machine (``-name NAME``)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return name.encode() in cmdline.split(b"\0")

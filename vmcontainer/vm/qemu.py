@@ -20,7 +20,7 @@ from typing import Any
 
 from vmcontainer.errors import InvalidParameter, System, Unavailable
 from vmcontainer.vm.host import host_tsc_khz
-from vmcontainer.vm.process import WatchedProcess
+from vmcontainer.vm.process import WatchedProcess, hypervisor_alive
 from vmcontainer.vm.spec import MachineSpec
 
 log = logging.getLogger(__name__)
@@ -260,3 +260,12 @@ class QemuBackend:
     async def adopt(self, spec: MachineSpec, pid: int) -> QemuMachine:
         """Take back a VM started by an earlier daemon (same spec, process ``pid``)."""
         return QemuMachine(spec, WatchedProcess(pid))
+
+    def alive(self, name: str, owner: str, pid: int) -> bool:
+        return hypervisor_alive(name, pid)
+
+    async def discard(self, owner: str) -> None:
+        """Nothing: every file of a QEMU VM is in its MachineSpec."""
+
+    def status(self) -> list[tuple[str, str]]:
+        return [("Backend", self.name)]

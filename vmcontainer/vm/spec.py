@@ -55,6 +55,9 @@ class MachineSpec:
     adds (TSC frequency); ``memory_mib`` ≥ 64; ``vcpus`` ≥ 1. ``run_dir`` is the
     hypervisor's working directory and holds its sockets (``qmp.sock`` and the
     channels), its log ``qemu.log`` and the serial console ``console.log``.
+    ``owner``: who the VM belongs to (the container ID), recorded where the VM lives
+    outside this process (libvirt domain metadata) so that only its own VMs are
+    adopted.
     """
 
     name: str
@@ -68,6 +71,7 @@ class MachineSpec:
     channels: tuple[ChannelSpec, ...] = ()
     machine_type: str = "microvm"
     extra_cmdline: tuple[str, ...] = field(default=())
+    owner: str = ""
 
     def __post_init__(self) -> None:
         if self.memory_mib < MIN_MEMORY_MIB:
