@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "mounts.h"
 #include "protocol.h"
 #include "spawn.h"
 #include "util.h"
@@ -129,6 +130,7 @@ static void child_setup(void *ctx)
     setup_mounts();
     for (int i = 0; i < 3; i++)
         bind_etc_file(etc_fd[i], etc_dst[i]);
+    vmc_mounts_apply(cfg->mounts, cfg->nmounts);
     if (cfg->hostname != NULL && cfg->hostname[0] != '\0' && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
         VMC_CHILD_SYSFAIL("sethostname", cfg->hostname);
 }

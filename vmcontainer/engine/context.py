@@ -14,6 +14,7 @@ from vmcontainer.image.registry import RegistryPolicy
 from vmcontainer.image.store import ImageStore
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.bootassets import BootAssets, Progress, ensure_boot_assets
+from vmcontainer.volume.store import VolumeStore
 
 
 class EngineContext:
@@ -29,6 +30,7 @@ class EngineContext:
             settings.image_dir,
             registries=RegistryPolicy.from_config(settings.insecure_registries,
                                                   settings.registry_certs_dir))
+        self.volumes = VolumeStore(settings.volumes_dir)
         self._backend = backend
         self._assets = assets
         self._progress = progress
