@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon
+from apihelpers import Daemon, remove_all_containers
 from test_docker_cli import docker
 
 pytestmark = pytest.mark.vm
@@ -149,3 +149,30 @@ def test_volume_prune(daemon: Daemon, name: str) -> None:
     out = _ok(docker(daemon, "volume", "prune", "-af"))
     assert name + "keep" in out
     assert os.path.isdir(daemon.root / "volumes")
+
+
+def test_mounts_survive_daemon_restart_and_stop_start(tmp_path: Path,
+                                                      busybox_archive: Path) -> None:
+    import signal
+    d = Daemon(tmp_path / "root", tmp_path / "d.sock")
+    d.start()
+    try:
+        _ok(docker(d, "load", "-i", str(busybox_archive)))
+        _ok(docker(d, "run", "-d", "--name", "c1", "-v", "keep1:/data", "-v",
+                   f"{tmp_path}:/h", "busybox", "sh", "-c",
+                   "[ -e /data/f ] || echo before > /data/f; echo bind > /h/b; sleep 300"))
+        d.stop(signal.SIGKILL)
+        d.start()  # adopts c1, its disks and shares as they were
+        assert _ok(docker(d, "exec", "c1", "cat", "/data/f", "/h/b")) == "before\nbind\n"
+        _ok(docker(d, "exec", "c1", "sh", "-c", "echo after >> /data/f"))
+        r = docker(d, "run", "--rm", "-v", "keep1:/d", "busybox", "true")
+        assert r.returncode == 125 and "volume keep1 is in use by running container" \
+            in r.stderr, r.stderr
+        _ok(docker(d, "stop", "-t", "0", "c1"))
+        _ok(docker(d, "start", "c1"))
+        assert _ok(docker(d, "exec", "c1", "cat", "/data/f")) == "before\nafter\n"
+        _ok(docker(d, "rm", "-f", "c1"))
+        assert "keep1" in _ok(docker(d, "volume", "ls", "-q"))
+    finally:
+        remove_all_containers(d)
+        d.stop()

@@ -213,7 +213,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
             await asyncio.wait_for(running.wait(), t)
         except TimeoutError:
             self._publish("kill", c, {"signal": str(int(signal.SIGKILL))})
-            await running.machine.kill()
+            await running.kill()
             await running.wait()
         await self._settled(c.id)
         self._publish("stop", c)
@@ -252,7 +252,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
             try:
                 await asyncio.wait_for(running.wait(), KILL_GRACE_S)
             except TimeoutError:
-                await running.machine.kill()
+                await running.kill()
                 await running.wait()
             await self._settled(c.id)
 
@@ -326,7 +326,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
         await self.restarts.cancel(c.id)
         running = self._running.get(c.id)
         if running is not None:
-            await running.machine.kill()
+            await running.kill()
             await running.wait()
             await self._settled(c.id)
         await self._remove_now(c.id, volumes)

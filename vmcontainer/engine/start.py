@@ -75,6 +75,15 @@ class Running:
         for i in range(0, len(data), MAX_HOST_PAYLOAD):  # the agent's frame limit
             await self.sessions.send(MsgType.STDIN, data[i:i + MAX_HOST_PAYLOAD], session)
 
+    async def kill(self, sync_timeout: float = 5.0) -> None:
+        """End the VM now, after the guest flushed its file systems (PROTOCOL.md
+        SYNC, at most ``sync_timeout`` s): what the container wrote to its volumes,
+        binds and rootfs survives a kill, as it does under Docker."""
+        if not self.exit_code.done():
+            with contextlib.suppress(Exception):
+                await self.sessions.request(MsgType.SYNC, MsgType.SYNCED, timeout=sync_timeout)
+        await self.machine.kill()
+
     async def resize(self, rows: int, cols: int, session: int = 0) -> None:
         """Set the window size of the process's PTY (PROTOCOL.md RESIZE)."""
         if not self.exit_code.done():
