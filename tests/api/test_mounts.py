@@ -176,3 +176,15 @@ def test_mounts_survive_daemon_restart_and_stop_start(tmp_path: Path,
     finally:
         remove_all_containers(d)
         d.stop()
+
+
+def test_volumes_from(daemon: Daemon, name: str, tmp_path: Path) -> None:
+    _ok(docker(daemon, "run", "--name", name, "-v", "/anon", "-v", f"{tmp_path}:/h",
+               "busybox", "sh", "-c", "echo shared > /anon/f"))
+    r = docker(daemon, "run", "--rm", "--volumes-from", f"{name}:ro", "busybox", "sh", "-c",
+               "cat /anon/f; ls -d /h; touch /anon/g 2>&1 | grep -o 'Read-only file system'")
+    assert _ok(r) == "shared\n/h\nRead-only file system\n"
+    r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {
+        "VolumesFrom": [name + "nosuch"]}})
+    assert (r.status, r.message) == (404, f"No such container: {name}nosuch")
+    _ok(docker(daemon, "rm", "-v", name))

@@ -124,7 +124,7 @@ def test_create_malformed(daemon: Daemon, raw: bytes, ctype: str, message: str) 
 
 
 def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
-    for host, what in (({"VolumesFrom": ["x"]}, "--volumes-from"),
+    for host, what in (({"Sysctls": {"a.b": "1"}}, "sysctls"),
                        ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "ports"),
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})

@@ -20,6 +20,7 @@ from vmcontainer.engine.names_files import check_dns, check_extra_hosts
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.volume.mounts import parse_all
+from vmcontainer.volume.store import check_driver
 
 JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env",
                      "env-regex", "tag")
@@ -212,12 +213,17 @@ def _mounts(cfg: Fields, host: Fields) -> dict[str, Any]:
     tmpfs = host.mapping("Tmpfs")
     volumes = tuple(cfg.mapping("Volumes"))
     readonly = host.flag("ReadonlyRootfs")
-    recorded: dict[str, Any] = {"Binds": list(binds) or None, "ReadonlyRootfs": readonly}
+    recorded: dict[str, Any] = {"Binds": list(binds) or None, "ReadonlyRootfs": readonly,
+                                "VolumeDriver": host.text("VolumeDriver"),
+                                "VolumesFrom": list(host.strings("VolumesFrom") or ()) or None}
+    parsed = parse_all(binds, mounts, tmpfs, volumes)
+    if any(m.type == "volume" for m in parsed):
+        check_driver(recorded["VolumeDriver"])
     if mounts:
         recorded["Mounts"] = mounts
     if tmpfs:
         recorded["Tmpfs"] = tmpfs
-    return {"mounts": parse_all(binds, mounts, tmpfs, volumes), "volumes": volumes,
+    return {"mounts": parsed, "volumes": volumes,
             "mount_config": recorded}
 
 

@@ -16,7 +16,6 @@ DOCKER_DEFAULT_SHM = 64 << 20
 
 #: HostConfig keys refused when set (non-empty), with what to call them.
 REFUSED_WHEN_SET = {
-    "VolumesFrom": "--volumes-from",
     "Links": "links (--link)",
     "Sysctls": "sysctls (--sysctl)",
     "Devices": "devices (--device)",

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from vmcontainer.engine.container import Container
-from vmcontainer.engine.mounts import prepare_mounts, remove_anonymous
+from vmcontainer.engine.mounts import inherit_mounts, prepare_mounts, remove_anonymous
 from vmcontainer.engine.names import random_name, validate_name
 from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
 from vmcontainer.engine.resources import check_resources, check_restart_policy, defaults
@@ -135,8 +135,10 @@ def create_container(store: ContainerStore, images: ImageStore, spec: ContainerS
                 name = random_name()
         try:
             if volumes is not None:
+                wanted = inherit_mounts(store, spec.mount_config.get("VolumesFrom") or (),
+                                        spec.mounts)
                 container = replace(container, mounts=prepare_mounts(
-                    volumes, spec.mounts, (ic.get("Volumes") or {}).keys(), base,
+                    volumes, wanted, (ic.get("Volumes") or {}).keys(), base,
                     container.created))
             directory.mkdir(parents=True)
             container = Container(**{**container.__dict__, "name": name})

@@ -20,7 +20,7 @@ from typing import Any
 
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.store import ContainerStore
-from vmcontainer.errors import Conflict, VmcError
+from vmcontainer.errors import Conflict, InvalidParameter, VmcError
 from vmcontainer.vm.spec import DiskSpec, ShareSpec
 from vmcontainer.volume.disk import fill_from_image
 from vmcontainer.volume.mounts import BIND, TMPFS, VOLUME, MountPoint, check_bind_source
@@ -67,6 +67,27 @@ def prepare_mounts(volumes: VolumeStore, mounts: Sequence[MountPoint],
             with contextlib.suppress(VmcError):
                 volumes.remove(name)
         raise
+    return tuple(out)
+
+
+def inherit_mounts(store: ContainerStore, volumes_from: Sequence[str],
+                   mounts: Sequence[MountPoint]) -> tuple[MountPoint, ...]:
+    """``mounts`` plus the volumes and binds of the containers of ``--volumes-from``
+    (``name[:ro|rw]`` items), as Docker: a destination the request mounts itself
+    wins; ``ro``/``rw`` override the source's mode. Raises ContainerNotFound,
+    InvalidParameter for a bad mode."""
+    out = list(mounts)
+    taken = {m.destination for m in out}
+    for item in volumes_from:
+        ref, _, mode = item.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise InvalidParameter(f"invalid mode for volumes-from: {mode}")
+        for mp in store.find(ref).mounts:
+            if mp.type == TMPFS or mp.destination in taken:
+                continue
+            taken.add(mp.destination)
+            rw = mp.rw if not mode else mode == "rw"
+            out.append(MountPoint(**{**mp.__dict__, "rw": rw, "create_source": True}))
     return tuple(out)
 
 

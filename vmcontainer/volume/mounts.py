@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vmcontainer.errors import InvalidParameter
-from vmcontainer.volume.disk import parse_size
 from vmcontainer.volume.store import check_driver, check_name
 
 BIND, VOLUME, TMPFS = "bind", "volume", "tmpfs"
@@ -28,6 +28,8 @@ _TMPFS_FLAGS = {"ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", 
                 "async", "dirsync", "atime", "noatime", "diratime", "nodiratime",
                 "relatime", "norelatime", "strictatime", "nostrictatime"}
 _TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks")
+_TMPFS_SIZE = re.compile(r"^([0-9]{1,15})([kmgt]?)$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _OPPOSITE = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "rw": "ro",
              "atime": "noatime", "diratime": "nodiratime", "async": "sync"}
 
@@ -175,6 +177,9 @@ def parse_mount(m: Mapping[str, Any]) -> MountPoint:
         return MountPoint(BIND, dst, posixpath.normpath(src), rw=not ro, propagation=prop)
     if kind == VOLUME:
         opts = _obj(m, "VolumeOptions")
+        if opts.get("Subpath"):
+            raise _mount_error(kind, "VolumeOptions.Subpath (--mount volume-subpath) is not "
+                               "supported by vmcontainer yet")
         if src:
                 check_name(src)
         driver = _obj(opts, "DriverConfig")
@@ -233,12 +238,10 @@ def _tmpfs_size(value: str) -> int:
     if value.endswith("%"):
         raise InvalidParameter(f"invalid tmpfs option size={value}: a percentage is not "
                                "supported")
-    try:
-        return parse_size(value)
-    except InvalidParameter:
-        if value.isdigit():
-            return int(value)
-        raise InvalidParameter(f"invalid tmpfs option size={value}") from None
+    m = _TMPFS_SIZE.match(value)
+    if not m:
+        raise InvalidParameter(f"invalid tmpfs option size={value}")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
 def parse_all(binds: Sequence[str], mounts: Sequence[Any], tmpfs: Mapping[str, Any],

@@ -106,7 +106,8 @@ class VolumeStore:
         (volume, created). Raises InvalidParameter (name, options), NotFound (driver),
         System (mke2fs)."""
         check_driver(driver)
-        name = name or secrets.token_hex(32)
+        if not name:  # moby labels a volume created without a name as anonymous
+            name, labels = secrets.token_hex(32), {**(labels or {}), ANONYMOUS_LABEL: ""}
         check_name(name)
         opts = dict(options or {})
         for key in opts:
