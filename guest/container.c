@@ -118,6 +118,7 @@ static void child_setup(void *ctx)
             VMC_CHILD_SYSFAIL("open", etc_src[i]);
     }
 
+    vmc_mounts_prepare(cfg->mounts, cfg->nmounts);
     if (chdir(a->newroot) < 0)
         VMC_CHILD_SYSFAIL("chdir", a->newroot);
     if (mount(a->newroot, "/", NULL, MS_MOVE, NULL) < 0)

@@ -4,10 +4,15 @@
 #include "mounts.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "child.h"
 #include "protocol.h"
@@ -83,6 +88,12 @@ int vmc_mounts_parse(json_object *root, struct vmc_mount **out, size_t *n, char 
             fail(err, errlen, "\"source\" must be a non-empty string", i);
             goto bad;
         }
+        if (json_object_object_get_ex(item, "subpath", &v) && v != NULL &&
+            ((m[i].subpath = dup_member(item, "subpath")) == NULL || m[i].subpath[0] == '\0' ||
+             m[i].subpath[0] == '/' || m[i].type != VMC_MOUNT_VOLUME)) {
+            fail(err, errlen, "\"subpath\" must be a relative path, for a volume", i);
+            goto bad;
+        }
         if (json_object_object_get_ex(item, "readonly", &v) && v != NULL) {
             if (!json_object_is_type(v, json_type_boolean)) {
                 fail(err, errlen, "\"readonly\" must be a boolean", i);
@@ -112,6 +123,7 @@ void vmc_mounts_free(struct vmc_mount *m, size_t n)
         free(m[i].source);
         free(m[i].destination);
         free(m[i].options);
+        free(m[i].subpath);
     }
     free(m);
 }
@@ -152,6 +164,35 @@ static void tmpfs_options(const char *options, unsigned long *flags, char *data,
     }
 }
 
+/* O_PATH descriptors of the subpaths, by mount index (this child's own). */
+static int sub_fd[256];
+
+void vmc_mounts_prepare(const struct vmc_mount *m, size_t n)
+{
+    for (size_t i = 0; i < n && i < sizeof sub_fd / sizeof sub_fd[0]; i++) {
+        sub_fd[i] = -1;
+        if (m[i].subpath == NULL)
+            continue;
+        char stage[64];
+        snprintf(stage, sizeof stage, "/run/vmc-subpath-%zu", i);
+        if (mkdir(stage, 0700) < 0 && errno != EEXIST)
+            VMC_CHILD_SYSFAIL("mkdir", stage);
+        if (mount(m[i].dev, stage, "ext4", 0, "noinit_itable") < 0)
+            VMC_CHILD_SYSFAIL("mount volume on", stage);
+        int root = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+        sub_fd[i] = root < 0 ? -1 : (int)syscall(SYS_openat2, root, m[i].subpath, &how, sizeof how);
+        if (sub_fd[i] < 0) {
+            int e = errno;
+            vmc_child_fail(VMC_EXIT_SETUP_FAILED, "cannot access path %s/%s: %s (errno %d)", m[i].destination,
+                           m[i].subpath, strerror(e), e);
+        }
+        if (root >= 0)
+            close(root);
+    }
+}
+
 void vmc_mounts_apply(const struct vmc_mount *m, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -166,6 +207,16 @@ void vmc_mounts_apply(const struct vmc_mount *m, size_t n)
         const char *src, *fstype;
         switch (m[i].type) {
         case VMC_MOUNT_VOLUME:
+            if (m[i].subpath != NULL && i < sizeof sub_fd / sizeof sub_fd[0]) {
+                char fdpath[64];
+                snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", sub_fd[i]);
+                if (mount(fdpath, m[i].destination, NULL, MS_BIND, NULL) < 0 ||
+                    (m[i].readonly &&
+                     mount(NULL, m[i].destination, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0))
+                    VMC_CHILD_SYSFAIL("bind the volume's subpath on", m[i].destination);
+                close(sub_fd[i]);
+                continue;
+            }
             /* noinit_itable: the host made the file system with lazy_itable_init,
              * and zeroing inode tables now would only fill the sparse image. */
             src = m[i].dev, fstype = "ext4";

@@ -14,6 +14,7 @@ struct vmc_mount {
     char *source;      /* volume: disk serial; bind: 9p mount tag; tmpfs: NULL */
     char *destination; /* absolute path in the container */
     char *options;     /* tmpfs: flags and data, comma-separated; else NULL */
+    char *subpath;     /* volume: the directory of the volume to mount; NULL: all */
     bool readonly;
     char dev[64]; /* volume: /dev/vdX, filled in by the agent before the start */
 };
@@ -22,6 +23,11 @@ struct vmc_mount {
  * 0, or -1 with a message in err. */
 int vmc_mounts_parse(json_object *root, struct vmc_mount **out, size_t *n, char *err, size_t errlen);
 void vmc_mounts_free(struct vmc_mount *m, size_t n);
+
+/* In the child, before it leaves the initramfs: mount each volume that has a
+ * subpath on a staging directory and open the subpath (resolved inside the
+ * volume: symlinks cannot leave it). Failures end the child (125). */
+void vmc_mounts_prepare(const struct vmc_mount *m, size_t n);
 
 /* In the container's root (after chroot, /proc and /dev mounted): make each
  * destination (mkdir -p, symlinks resolved inside the root) and mount it, in

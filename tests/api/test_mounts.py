@@ -188,3 +188,17 @@ def test_volumes_from(daemon: Daemon, name: str, tmp_path: Path) -> None:
         "VolumesFrom": [name + "nosuch"]}})
     assert (r.status, r.message) == (404, f"No such container: {name}nosuch")
     _ok(docker(daemon, "rm", "-v", name))
+
+
+def test_volume_subpath_and_one_disk_per_volume(daemon: Daemon, name: str) -> None:
+    vol = name + "v"
+    _ok(docker(daemon, "run", "--rm", "-v", f"{vol}:/v", "busybox", "sh", "-c",
+               "mkdir -p /v/sub && echo in-sub > /v/sub/f && ln -s / /v/up"))
+    r = docker(daemon, "run", "--rm", "-v", f"{vol}:/all", "--mount",
+               f"type=volume,src={vol},dst=/s,volume-subpath=sub,ro", "busybox", "sh", "-c",
+               "cat /s/f /all/sub/f; touch /s/x 2>&1 | grep -o 'Read-only file system'")
+    assert _ok(r) == "in-sub\nin-sub\nRead-only file system\n", r.stderr
+    r = docker(daemon, "run", "--rm", "--mount",
+               f"type=volume,src={vol},dst=/s,volume-subpath=up/etc", "busybox", "ls", "/s")
+    assert r.returncode == 125 and "cannot access path" in r.stderr, (r.stdout, r.stderr)
+    _ok(docker(daemon, "volume", "rm", vol))

@@ -137,12 +137,13 @@ def machine_mounts(volumes: VolumeStore, store: ContainerStore, c: Container,
     disks: list[DiskSpec] = []
     shares: list[ShareSpec] = []
     guest: list[dict[str, Any]] = []
+    serials: dict[str, str] = {}
     # Parents before children (/a before /a/b), as Docker sorts them; stable.
     for mp in sorted(c.mounts, key=lambda m: m.destination.count("/")):
         item: dict[str, Any] = {"type": mp.type, "destination": mp.destination,
                                 "readonly": not mp.rw}
         if mp.type == VOLUME:
-            if check:
+            if check and mp.source not in serials:
                 volumes.get(mp.source)  # VolumeNotFound
                 other = users(store, mp.source, c.id, running_only=True)
                 if other:
@@ -151,8 +152,13 @@ def machine_mounts(volumes: VolumeStore, store: ContainerStore, c: Container,
                         "a vmcontainer volume is a disk that one running container (VM) "
                         "can use at a time")
                 volumes.mark_filled(mp.source)
-            item["source"] = f"vol{len(disks)}"
-            disks.append(DiskSpec(volumes.disk(mp.source), item["source"], format="raw"))
+            if mp.source not in serials:  # one disk per volume, however often mounted
+                serials[mp.source] = f"vol{len(disks)}"
+                disks.append(DiskSpec(volumes.disk(mp.source), serials[mp.source],
+                                      format="raw"))
+            item["source"] = serials[mp.source]
+            if mp.subpath:
+                item["subpath"] = mp.subpath
         elif mp.type == BIND:
             if check:
                 check_bind_source(mp)

@@ -42,7 +42,9 @@ class MountPoint:
     mount options (flags and ``size=``/``mode=``… data, comma-separated);
     ``nocopy``: a new volume is not filled from the image; ``listed``: shown in
     inspect's Mounts (Docker leaves ``--tmpfs`` ones out); ``create_source``: a
-    missing bind source is created (``-v``) rather than refused (``--mount``)."""
+    missing bind source is created (``-v``) rather than refused (``--mount``);
+    ``labels``/``options``: for a volume this mount creates (VolumeOptions);
+    ``subpath``: a directory of the volume mounted instead of all of it."""
 
     type: str
     destination: str
@@ -57,6 +59,7 @@ class MountPoint:
     create_source: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
+    subpath: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -177,9 +180,11 @@ def parse_mount(m: Mapping[str, Any]) -> MountPoint:
         return MountPoint(BIND, dst, posixpath.normpath(src), rw=not ro, propagation=prop)
     if kind == VOLUME:
         opts = _obj(m, "VolumeOptions")
-        if opts.get("Subpath"):
-            raise _mount_error(kind, "VolumeOptions.Subpath (--mount volume-subpath) is not "
-                               "supported by vmcontainer yet")
+        subpath = opts.get("Subpath") or ""
+        if not isinstance(subpath, str) or subpath.startswith("/") or "\x00" in subpath or \
+                ".." in subpath.split("/"):
+            raise _mount_error(kind, f"subpath must be a relative path within the volume: "
+                               f"{subpath!r}")
         if src:
                 check_name(src)
         driver = _obj(opts, "DriverConfig")
@@ -191,7 +196,8 @@ def parse_mount(m: Mapping[str, Any]) -> MountPoint:
         check_driver(str(driver.get("Name") or ""))
         return MountPoint(VOLUME, dst, src, rw=not ro, nocopy=bool(opts.get("NoCopy")),
                           anonymous=not src, labels={str(k): str(v) for k, v in labels.items()},
-                          options={str(k): str(v) for k, v in options.items()})
+                          options={str(k): str(v) for k, v in options.items()},
+                          subpath=posixpath.normpath(subpath) if subpath else "")
     if src:
         raise _mount_error(kind, "field Source must not be specified")
     topts = _obj(m, "TmpfsOptions")
