@@ -8,6 +8,7 @@ the guest's writes block while nobody is connected, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -28,6 +29,10 @@ class AgentLink:
         self._reader = reader
         self._writer = writer
         self._decoder = FrameDecoder()
+        # Frames decoded but not yet handed out: they stay here when a consumer
+        # leaves frames() early (start.py stops at STARTED and reads on in a new
+        # frames()), so output that came in the same read as STARTED is not lost.
+        self._pending: collections.deque[Frame] = collections.deque()
 
     @classmethod
     async def connect(cls, path: str | Path, timeout: float = 10.0) -> AgentLink:
@@ -46,16 +51,18 @@ class AgentLink:
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Yield frames until the connection ends (EOF: the VM is gone or we closed).
-        Raises ProtocolError on a corrupt stream."""
+        Raises ProtocolError on a corrupt stream. A consumer may stop early and call
+        again: frames it did not take are kept for the next call."""
         while True:
+            while self._pending:
+                yield self._pending.popleft()
             try:
                 data = await self._reader.read(_READ_CHUNK)
             except ConnectionResetError:
                 return  # QEMU went away: the same as EOF
             if not data:
                 return
-            for frame in self._decoder.feed(data):
-                yield frame
+            self._pending.extend(self._decoder.feed(data))
 
     async def send(self, msg_type: int, payload: bytes = b"", session: int = 0) -> None:
         """Send one host-to-guest frame and wait until it is handed to the socket."""
