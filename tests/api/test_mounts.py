@@ -109,7 +109,7 @@ def test_host_changes_are_seen_by_a_running_container(daemon: Daemon, name: str,
         docker(daemon, "rm", "-f", name)
 
 
-def test_tmpfs_and_read_only_rootfs(daemon: Daemon) -> None:
+def test_tmpfs_and_read_only_rootfs(daemon: Daemon, name: str) -> None:
     r = docker(daemon, "run", "--rm", "--tmpfs", "/run:size=16m", "--mount",
                "type=tmpfs,dst=/t2,tmpfs-size=1048576,tmpfs-mode=1770", "busybox", "sh", "-c",
                "df -k /run | tail -1 | awk '{print $2}'; grep ' /run ' /proc/mounts; "
@@ -122,6 +122,11 @@ def test_tmpfs_and_read_only_rootfs(daemon: Daemon) -> None:
                "touch /x 2>&1 | grep -o 'Read-only file system'; touch /tmp/ok && echo tmp; "
                "touch /dev/shm/ok && echo shm")
     assert _ok(r) == "Read-only file system\ntmp\nshm\n", r.stdout
+    r = docker(daemon, "run", "--rm", "--read-only", "-v", f"{name}v:/new/dir", "busybox",
+               "sh", "-c", "touch /new/dir/x && echo vol-writable; touch /new/y 2>&1 | "
+               "grep -o 'Read-only file system'")  # the mount point made before ro
+    assert _ok(r) == "vol-writable\nRead-only file system\n", r.stdout
+    _ok(docker(daemon, "volume", "rm", name + "v"))
     r = docker(daemon, "run", "--rm", "--tmpfs", "/x:bogus", "busybox", "true")
     assert r.returncode == 125 and "invalid tmpfs option" in r.stderr
 
