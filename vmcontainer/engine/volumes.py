@@ -5,10 +5,11 @@ with what only the engine knows: which containers use a volume (moby
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.engine.events import Event
+from vmcontainer.engine.events import Event, EventBus
 from vmcontainer.engine.mounts import users
 from vmcontainer.engine.state import now_rfc3339
 from vmcontainer.errors import Conflict, InvalidParameter
@@ -20,7 +21,7 @@ _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
 def volume_event(action: str, name: str, extra: dict[str, str] | None = None) -> Event:
-    import time
+    """A volume event (``create``, ``destroy``), as ``docker events`` shows it."""
     now = time.time_ns()
     return {"Type": "volume", "Action": action,
             "Actor": {"ID": name, "Attributes": {"driver": "local", **(extra or {})}},
@@ -46,7 +47,7 @@ class VolumesMixin:
     """``ctx`` and the event bus are the engine's."""
 
     ctx: EngineContext
-    events: Any
+    events: EventBus
 
     async def volume_create(self, name: str, driver: str, labels: dict[str, str],
                             options: dict[str, str]) -> dict[str, Any]:
