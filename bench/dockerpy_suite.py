@@ -66,7 +66,7 @@ def stand_in(path: Path) -> None:
                if e.name not in ("etc/passwd", "etc/group")]
     entries += [Entry("etc/passwd", data=ALPINE_PASSWD), Entry("etc/group", data=ALPINE_GROUP),
                 Entry("var", "dir", mode=0o755), Entry("var/opt", "dir", mode=0o755)]
-    write_docker_archive(path, [layer_tar(entries)], ["alpine:3.10"],
+    write_docker_archive(path, [layer_tar(entries)], ["alpine:3.10", "alpine:latest"],
                          {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:"
                                                       "/usr/sbin:/usr/bin:/sbin:/bin"]})
 

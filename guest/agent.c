@@ -310,6 +310,11 @@ int main(void)
     struct vmc_config cfg;
     read_config(&cfg);
     mount_rootfs(&cfg);
+    for (size_t i = 0; i < cfg.nmounts; i++)
+        if (cfg.mounts[i].type == VMC_MOUNT_VOLUME && find_disk(cfg.mounts[i].source, cfg.mounts[i].dev,
+                                                                 sizeof cfg.mounts[i].dev) < 0)
+            start_error(VMC_EXIT_SETUP_FAILED, "volume: no virtio-blk disk with serial \"%s\" in /sys/block",
+                        cfg.mounts[i].source);
 
     mkdir("/run", 0755);
     if (mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST)

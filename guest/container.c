@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "mounts.h"
 #include "protocol.h"
 #include "spawn.h"
 #include "util.h"
@@ -117,6 +118,7 @@ static void child_setup(void *ctx)
             VMC_CHILD_SYSFAIL("open", etc_src[i]);
     }
 
+    vmc_mounts_prepare(cfg->mounts, cfg->nmounts);
     if (chdir(a->newroot) < 0)
         VMC_CHILD_SYSFAIL("chdir", a->newroot);
     if (mount(a->newroot, "/", NULL, MS_MOVE, NULL) < 0)
@@ -129,6 +131,7 @@ static void child_setup(void *ctx)
     setup_mounts();
     for (int i = 0; i < 3; i++)
         bind_etc_file(etc_fd[i], etc_dst[i]);
+    vmc_mounts_apply(cfg->mounts, cfg->nmounts);
     if (cfg->hostname != NULL && cfg->hostname[0] != '\0' && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0)
         VMC_CHILD_SYSFAIL("sethostname", cfg->hostname);
 }

@@ -199,6 +199,14 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
         on_exec(id, payload, len);
         return;
     }
+    if (type == VMC_MSG_SYNC) {
+        /* The host is about to end the VM without the process's consent (stop
+         * timeout, SIGKILL, rm -f): what was written must reach the disks and
+         * shares first, as it would sit in the host's page cache under Docker. */
+        sync();
+        vmc_send_json(VMC_MSG_SYNCED, id, json_object_new_object());
+        return;
+    }
     if (type == VMC_MSG_TOP) {
         json_object *top = vmc_top();
         if (top != NULL)

@@ -52,5 +52,9 @@ class Settings:
         return self.root / "containers"
 
     @property
+    def volumes_dir(self) -> Path:
+        return self.root / "volumes"
+
+    @property
     def image_dir(self) -> Path:
         return self.root / "image"

@@ -124,7 +124,7 @@ def test_create_malformed(daemon: Daemon, raw: bytes, ctype: str, message: str) 
 
 
 def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
-    for host, what in (({"Binds": ["/a:/b"]}, "bind mounts"),
+    for host, what in (({"Sysctls": {"a.b": "1"}}, "sysctls"),
                        ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "ports"),
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
@@ -139,7 +139,12 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
             ({"Labels": {"a": 1}}, 'invalid value for "Labels": expected an object of '
                                    "strings, got object"),
             ({"Cmd": ["a\u0000b"]}, 'invalid value for "Cmd": contains a NUL byte'),
-            ({"HostConfig": {"ReadonlyRootfs": True}}, "read-only root filesystem"),
+            ({"HostConfig": {"Binds": ["/a:b"]}}, "invalid volume specification: '/a:b'"),
+            ({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/nonexistent-vmc",
+                                         "Target": "/x"}]}},
+             'invalid mount config for type "bind": bind source path does not exist: '
+             "/nonexistent-vmc"),
+            ({"HostConfig": {"Binds": ["/a:/x", "v1:/x"]}}, "Duplicate mount point: /x"),
             ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", **body})
         assert r.status == 400 and message in r.message, r.message

@@ -42,3 +42,25 @@ def test_unknown_types_decode_and_non_object_json_is_rejected() -> None:
     assert frame.type == 0x7F
     with pytest.raises(ProtocolError):
         frame.json()
+
+
+async def test_frames_left_by_an_early_consumer_stay_for_the_next() -> None:
+    """start.py stops reading at STARTED; output that arrived in the same read must
+    reach the next reader (it was lost: the first line of a short run's output)."""
+    import asyncio
+    import socket
+
+    from vmcontainer.guestlink.link import AgentLink
+    from vmcontainer.guestlink.protocol import MsgType, encode
+
+    a, b = socket.socketpair()
+    b.sendall(encode(MsgType.STARTED, b'{"pid": 1}') + encode(MsgType.STDOUT, b"first\n")
+              + encode(MsgType.STDOUT, b"second\n"))
+    b.close()
+    reader, writer = await asyncio.open_unix_connection(sock=a)
+    link = AgentLink(reader, writer)
+    async for frame in link.frames():
+        assert frame.type == MsgType.STARTED
+        break
+    assert [f.payload async for f in link.frames()] == [b"first\n", b"second\n"]
+    await link.close()

@@ -17,7 +17,7 @@ from vmcontainer.vm.libvirtxml import (
     domain_for,
     owner_of,
 )
-from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
+from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec, ShareSpec
 
 OWNER = "f" * 64
 
@@ -29,6 +29,7 @@ def spec(**kw: object) -> MachineSpec:
         disks=(DiskSpec(Path("/d/rootfs.qcow2"), "rootfs"),
                DiskSpec(Path("/d/config.iso"), "config", format="raw", readonly=True)),
         channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
+        shares=(ShareSpec(Path("/srv/src"), "bind0", readonly=True),),
         extra_cmdline=("vmcontainer.debug=1",), owner=OWNER)
     base.update(kw)
     return MachineSpec(**base)  # type: ignore[arg-type]
@@ -58,6 +59,10 @@ def test_local_domain() -> None:
     assert rootfs.findtext("serial") == "rootfs" and rootfs.find("readonly") is None
     assert rootfs.find("backingStore") is None  # local: libvirt reads the header
     assert config.find("driver").get("type") == "raw" and config.find("readonly") is not None
+    (share,) = dom.findall("devices/filesystem")
+    assert share.attrib == {"type": "mount", "accessmode": "passthrough"}
+    assert share.find("source").get("dir") == "/srv/src"
+    assert share.find("target").get("dir") == "bind0" and share.find("readonly") is not None
     assert config.find("target").get("dev") == "vdb" and config.findtext("serial") == "config"
     (channel,) = dom.findall("devices/channel")
     assert channel.get("type") == "unix"
@@ -121,6 +126,7 @@ def test_defined_on_the_test_driver() -> None:
         back = dom.XMLDesc(0)
         assert owner_of(back) == OWNER
         assert len(ET.fromstring(back).findall("devices/disk")) == 2
+        assert len(ET.fromstring(back).findall("devices/filesystem")) == 1
         assert "org.vmcontainer.agent.0" in back
         dom.undefine()
     finally:

@@ -58,3 +58,17 @@ def test_disk_and_channel_fields_validate() -> None:
         DiskSpec(Path("/a"), "x", format="vmdk")
     with pytest.raises(InvalidParameter):
         ChannelSpec("n", "../agent.sock")
+
+
+def test_9p_shares_use_passthrough_and_honour_readonly() -> None:
+    from vmcontainer.vm.spec import ShareSpec
+    argv = qemu_argv(spec(shares=(ShareSpec(Path("/h/a,b"), "bind0"),
+                                  ShareSpec(Path("/h/ro"), "bind1", readonly=True))),
+                     "qemu", "tcg", None)
+    assert "local,id=fs0,path=/h/a,,b,security_model=passthrough" in argv
+    assert "local,id=fs1,path=/h/ro,security_model=passthrough,readonly=on" in argv
+    assert "virtio-9p-device,fsdev=fs1,mount_tag=bind1" in argv
+    with pytest.raises(InvalidParameter):
+        ShareSpec(Path("rel"), "bind0")
+    with pytest.raises(InvalidParameter):
+        spec(shares=(ShareSpec(Path("/a"), "t"), ShareSpec(Path("/b"), "t")))

@@ -79,6 +79,20 @@ class ContainerProcesses(Protocol):
     def spawn(self, coro: Any) -> None: ...
 
 
+class VolumeBackend(Protocol):
+    async def volume_create(self, name: str, driver: str, labels: dict[str, str],
+                            options: dict[str, str]) -> dict[str, Any]: ...
+
+    def volume_inspect(self, name: str) -> dict[str, Any]: ...
+
+    def volume_list(self, filters: dict[str, list[str]]) -> dict[str, Any]: ...
+
+    def volume_remove(self, name: str, force: bool = False) -> None: ...
+
+    def volume_prune(self, filters: dict[str, list[str]],
+                     anonymous_only: bool) -> dict[str, Any]: ...
+
+
 class SystemBackend(Protocol):
     ctx: EngineContext
     events: EventBus
@@ -87,7 +101,7 @@ class SystemBackend(Protocol):
 
 
 class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, ContainerProcesses,
-                    SystemBackend, Protocol):
+                    VolumeBackend, SystemBackend, Protocol):
     """Everything the application needs; ``make_app`` takes one of these."""
 
 

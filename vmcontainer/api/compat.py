@@ -114,3 +114,9 @@ def start_error(err: StartError) -> StartError:
     return StartError("failed to create task for container: failed to create shim task: "
                       f"OCI runtime create failed: unable to start container process: "
                       f"{err}: unknown", err.exit_code)
+
+
+def prune_volumes_anonymous_only(version: Version) -> bool:
+    """From API 1.42 ``volume prune`` removes anonymous volumes only, unless the
+    ``all`` filter says otherwise (moby ``volume_routes.go`` postVolumesPrune)."""
+    return version >= (1, 42)

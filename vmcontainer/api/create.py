@@ -3,8 +3,8 @@
 
 Every field read is type-checked (a wrong type is a 400 naming the field); fields
 Docker knows and vmcontainer does not read are ignored, as Docker ignores unknown
-ones. Options whose silent loss would break the container's contract (bind mounts,
-published ports, other log drivers or networks) are
+ones. Options whose silent loss would break the container's contract (published
+ports, other log drivers or networks) are
 refused with a clear message until the engine supports them; minor ones become
 create ``Warnings``, which the docker CLI prints.
 """
@@ -19,6 +19,8 @@ from vmcontainer.engine import resources
 from vmcontainer.engine.names_files import check_dns, check_extra_hosts
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.volume.mounts import parse_all
+from vmcontainer.volume.store import check_driver
 
 JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex", "env",
                      "env-regex", "tag")
@@ -188,9 +190,6 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     if ROTATION_OPTIONS & log_options.keys():
         warnings.append("log rotation (LogConfig max-size, max-file, compress) is stored but "
                         "not applied by vmcontainer yet: the json-file log grows unbounded")
-    binds = host.strings("Binds") or ()
-    if binds:
-        raise _unsupported("bind mounts (Binds)")
     ports = host.mapping("PortBindings")
     if any(ports.values()):
         raise _unsupported("publishing ports (PortBindings)")
@@ -204,6 +203,28 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
             "init": host.flag("Init"), "console_size": _console_size(host),
             **_names(host), "group_add": group_add,
             "resources": rc, "log_options": log_options}
+
+
+def _mounts(cfg: Fields, host: Fields) -> dict[str, Any]:
+    """Binds, Mounts, Tmpfs, Config.Volumes parsed into MountPoints
+    (``vmcontainer.volume.mounts``), and the HostConfig keys to record."""
+    binds = host.strings("Binds") or ()
+    mounts = host.array("Mounts") or []
+    tmpfs = host.mapping("Tmpfs")
+    volumes = tuple(cfg.mapping("Volumes"))
+    readonly = host.flag("ReadonlyRootfs")
+    recorded: dict[str, Any] = {"Binds": list(binds) or None, "ReadonlyRootfs": readonly,
+                                "VolumeDriver": host.text("VolumeDriver"),
+                                "VolumesFrom": list(host.strings("VolumesFrom") or ()) or None}
+    parsed = parse_all(binds, mounts, tmpfs, volumes)
+    if any(m.type == "volume" for m in parsed):
+        check_driver(recorded["VolumeDriver"])
+    if mounts:
+        recorded["Mounts"] = mounts
+    if tmpfs:
+        recorded["Tmpfs"] = tmpfs
+    return {"mounts": parsed, "volumes": volumes,
+            "mount_config": recorded}
 
 
 def _names(host: Fields) -> dict[str, tuple[str, ...]]:
@@ -266,6 +287,7 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
     stop_timeout = (cfg.integer("StopTimeout") if cfg.doc.get("StopTimeout") is not None
                     else None)
     host = _host_config(cfg.sub("HostConfig"), warnings)
+    host.update(_mounts(cfg, cfg.sub("HostConfig")))
     spec = ContainerSpec(
         image=image,
         cmd=cfg.strings("Cmd", one_string_ok=True),

@@ -1,6 +1,6 @@
 """Create-body options a VM container cannot honour yet, refused with a clear 400
-rather than silently ignored (a user who asks for ``--read-only`` or
-``--cap-drop`` must not get a container without it), and strings the guest
+rather than silently ignored (a user who asks for ``--cap-drop`` or
+``--device`` must not get a container without it), and strings the guest
 cannot carry (NUL bytes). Engine API v1.45, ContainerCreate (HostConfig).
 Resource limits (cgroup fields, ulimits, cpusets) are not here: they are stored
 and answered with a Warning (``vmcontainer.engine.resources``)."""
@@ -16,10 +16,6 @@ DOCKER_DEFAULT_SHM = 64 << 20
 
 #: HostConfig keys refused when set (non-empty), with what to call them.
 REFUSED_WHEN_SET = {
-    "ReadonlyRootfs": "a read-only root filesystem (--read-only)",
-    "Mounts": "mounts (--mount)",
-    "Tmpfs": "tmpfs mounts (--tmpfs)",
-    "VolumesFrom": "--volumes-from",
     "Links": "links (--link)",
     "Sysctls": "sysctls (--sysctl)",
     "Devices": "devices (--device)",
@@ -52,9 +48,6 @@ def refuse_unsupported(body: Mapping[str, Any], host: Mapping[str, Any],
     if _is_set(shm) and shm != DOCKER_DEFAULT_SHM:
         raise InvalidParameter("a /dev/shm size (--shm-size) other than 64MB is not "
                                "supported by vmcontainer yet")
-    if _is_set(body.get("Volumes")):
-        raise InvalidParameter("volumes (-v /path, Volumes) are not supported by "
-                               "vmcontainer yet")
     if _is_set(host.get("CapAdd")):
         warnings.append("CapAdd has no effect: a VM container's root already has every "
                         "capability inside its own kernel")

@@ -29,6 +29,7 @@ from vmcontainer.api import (
     images,
     processes,
     system,
+    volumes,
 )
 from vmcontainer.api.backend import ENGINE, EngineBackend
 from vmcontainer.api.compat import VERSION_PREFIX, server_headers, version_middleware
@@ -59,7 +60,7 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
     for module in (system, auth, distribution, events, containers, container_streams,
-                   processes, images):
+                   processes, images, volumes):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

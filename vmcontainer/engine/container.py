@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.state import State
+from vmcontainer.volume.mounts import MountPoint
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Container:
     ``restart_count`` counts restarts by the restart policy since the last explicit
     start; ``manually_stopped`` is moby's HasBeenManuallyStopped (set by ``docker
     stop``/``kill``, cleared by ``docker start``): an ``unless-stopped`` container
-    so marked is not started again when the daemon starts."""
+    so marked is not started again when the daemon starts. ``mounts``: its
+    volumes, binds and tmpfs mounts, resolved at create (volume names filled in)."""
 
     id: str
     name: str
@@ -36,6 +38,7 @@ class Container:
     restart_count: int = 0
     boot: dict[str, Any] = field(default_factory=dict)
     manually_stopped: bool = False
+    mounts: tuple[MountPoint, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -51,6 +54,7 @@ class Container:
             "host_config": self.host_config, "state": self.state.to_json(),
             "restart_count": self.restart_count, "boot": self.boot,
             "manually_stopped": self.manually_stopped,
+            "mounts": [m.to_json() for m in self.mounts],
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class Container:
             host_config=d["host_config"], state=State.from_json(d["state"]),
             restart_count=d.get("restart_count", 0), boot=d.get("boot", {}),
             manually_stopped=d.get("manually_stopped", False),
+            mounts=tuple(MountPoint.from_json(m) for m in d.get("mounts") or ()),
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from vmcontainer.image.registry import RegistryPolicy
 from vmcontainer.image.store import ImageStore
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.bootassets import BootAssets, Progress, ensure_boot_assets
+from vmcontainer.volume.store import VolumeStore
 
 
 class EngineContext:
@@ -30,6 +31,7 @@ class EngineContext:
             registries=RegistryPolicy.from_config(settings.insecure_registries,
                                                   settings.registry_certs_dir,
                                                   settings.registry_mirrors))
+        self.volumes = VolumeStore(settings.volumes_dir)
         self._backend: Backend | None = None
         if backend is not None:
             self.backend = backend

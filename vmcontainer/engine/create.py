@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from vmcontainer.engine.container import Container
+from vmcontainer.engine.mounts import inherit_mounts, prepare_mounts, remove_anonymous
 from vmcontainer.engine.names import random_name, validate_name
 from vmcontainer.engine.process import check_working_dir, container_env, resolve_command
 from vmcontainer.engine.resources import check_resources, check_restart_policy, defaults
@@ -20,6 +22,7 @@ from vmcontainer.engine.store import ContainerStore
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.store import Image, ImageStore
 from vmcontainer.vm.overlay import create_overlay
+from vmcontainer.volume.store import VolumeStore
 
 
 def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) -> dict[str, Any]:
@@ -37,7 +40,7 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         "Env": env,
         "Cmd": list(spec.cmd) if spec.cmd is not None else ic.get("Cmd"),
         "Image": spec.image,
-        "Volumes": ic.get("Volumes"),
+        "Volumes": {**(ic.get("Volumes") or {}), **{v: {} for v in spec.volumes}} or None,
         "WorkingDir": spec.working_dir or ic.get("WorkingDir", ""),
         "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None
         else ic.get("Entrypoint"),
@@ -85,6 +88,7 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
         "DnsOptions": list(spec.dns_options), "ExtraHosts": list(spec.extra_hosts) or None,
         "Runtime": "vmcontainer",
         **rc,
+        **spec.mount_config,
     }
 
 
@@ -97,7 +101,8 @@ def vm_size(host_config: dict[str, Any], default_mib: int, default_vcpus: int) -
             max(1, math.ceil(cpus / 1e9)) if cpus else default_vcpus)
 
 
-def create_container(store: ContainerStore, images: ImageStore, spec: ContainerSpec) -> Container:
+def create_container(store: ContainerStore, images: ImageStore, spec: ContainerSpec,
+                     volumes: VolumeStore | None = None) -> Container:
     """Validate ``spec``, resolve its image (building the image's base disk on first
     use), persist a new record in state ``created`` and make its qcow2 overlay.
 
@@ -128,13 +133,21 @@ def create_container(store: ContainerStore, images: ImageStore, spec: ContainerS
             name = random_name()
             while any(c.name == name for c in store.all()):
                 name = random_name()
-        directory.mkdir(parents=True)
         try:
+            if volumes is not None:
+                wanted = inherit_mounts(store, spec.mount_config.get("VolumesFrom") or (),
+                                        spec.mounts)
+                container = replace(container, mounts=prepare_mounts(
+                    volumes, wanted, (ic.get("Volumes") or {}).keys(), base,
+                    container.created))
+            directory.mkdir(parents=True)
             container = Container(**{**container.__dict__, "name": name})
             create_overlay(base, directory / "rootfs.qcow2")
             store.save(container)
         except BaseException:
             store.delete(cid)
+            if volumes is not None:
+                remove_anonymous(volumes, store, container.mounts, cid)
             raise
     return container
 

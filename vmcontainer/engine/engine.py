@@ -27,6 +27,7 @@ from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.execs import ExecManager
 from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
+from vmcontainer.engine.mounts import inspect_mounts, remove_anonymous
 from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
@@ -39,6 +40,7 @@ from vmcontainer.engine.signals import parse_signal
 from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.start import Running, start_container
 from vmcontainer.engine.state import Status
+from vmcontainer.engine.volumes import VolumesMixin, volume_event
 from vmcontainer.errors import (
     Conflict,
     ContainerNotFound,
@@ -59,7 +61,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 
@@ -84,6 +86,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
         c = self.get(ref)
         doc = c.inspect(self.ctx.store.dir(c.id))
         doc["ExecIDs"] = self.execs.running_of_container(c.id) or None
+        doc["Mounts"] = inspect_mounts(self.ctx.volumes, c)
         return doc
 
     def list(self, all: bool = False, limit: int = -1,
@@ -119,7 +122,8 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
 
     async def create(self, spec: ContainerSpec) -> Container:
         """Create (building the image's base disk on first use, off the loop)."""
-        c = await asyncio.to_thread(create_container, self.ctx.store, self.ctx.images, spec)
+        c = await asyncio.to_thread(create_container, self.ctx.store, self.ctx.images, spec,
+                                    self.ctx.volumes)
         self._publish("create", c)
         return c
 
@@ -210,7 +214,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
             await asyncio.wait_for(running.wait(), t)
         except TimeoutError:
             self._publish("kill", c, {"signal": str(int(signal.SIGKILL))})
-            await running.machine.kill()
+            await running.kill()
             await running.wait()
         await self._settled(c.id)
         self._publish("stop", c)
@@ -249,7 +253,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
             try:
                 await asyncio.wait_for(running.wait(), KILL_GRACE_S)
             except TimeoutError:
-                await running.machine.kill()
+                await running.kill()
                 await running.wait()
             await self._settled(c.id)
 
@@ -323,12 +327,14 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
         await self.restarts.cancel(c.id)
         running = self._running.get(c.id)
         if running is not None:
-            await running.machine.kill()
+            await running.kill()
             await running.wait()
             await self._settled(c.id)
-        await self._remove_now(c.id)
+        await self._remove_now(c.id, volumes)
 
-    async def _remove_now(self, cid: str) -> None:
+    async def _remove_now(self, cid: str, volumes: bool = True) -> None:
+        """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its
+        anonymous volumes too."""
         try:
             c = self.ctx.store.load(cid)
         except ContainerNotFound:  # already gone (auto-remove raced a client)
@@ -338,6 +344,9 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
             await self.ctx.backend.discard(cid)
         except VmcError as err:
             log.warning("container %s: %s", cid[:12], err)
+        if volumes:
+            for name in remove_anonymous(self.ctx.volumes, self.ctx.store, c.mounts, cid):
+                self.events.publish(volume_event("destroy", name))
         self.restarts.forget(cid)
         self._publish("destroy", c)
         code = c.state.exit_code

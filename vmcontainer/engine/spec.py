@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmcontainer.volume.mounts import MountPoint
+
 
 @dataclass(frozen=True)
 class ContainerSpec:
@@ -53,3 +55,7 @@ class ContainerSpec:
     healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's
     resources: dict[str, Any] = field(default_factory=dict)  # other HostConfig resources given
     log_options: dict[str, str] = field(default_factory=dict)  # HostConfig.LogConfig.Config
+    mounts: tuple[MountPoint, ...] = ()  # Binds, Mounts, Tmpfs and Config.Volumes, parsed
+    volumes: tuple[str, ...] = ()  # Config.Volumes of the request (anonymous volumes)
+    mount_config: dict[str, Any] = field(default_factory=dict)  # Binds, Mounts, Tmpfs,
+    # ReadonlyRootfs as the request gave them (recorded in HostConfig)

@@ -19,6 +19,7 @@ from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import vm_size
 from vmcontainer.engine.logs import JsonFileWriter
+from vmcontainer.engine.mounts import machine_mounts
 from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
 from vmcontainer.engine.process import process_env
 from vmcontainer.engine.sessions import Sessions
@@ -74,6 +75,15 @@ class Running:
         for i in range(0, len(data), MAX_HOST_PAYLOAD):  # the agent's frame limit
             await self.sessions.send(MsgType.STDIN, data[i:i + MAX_HOST_PAYLOAD], session)
 
+    async def kill(self, sync_timeout: float = 5.0) -> None:
+        """End the VM now, after the guest flushed its file systems (PROTOCOL.md
+        SYNC, at most ``sync_timeout`` s): what the container wrote to its volumes,
+        binds and rootfs survives a kill, as it does under Docker."""
+        if not self.exit_code.done():
+            with contextlib.suppress(Exception):
+                await self.sessions.request(MsgType.SYNC, MsgType.SYNCED, timeout=sync_timeout)
+        await self.machine.kill()
+
     async def resize(self, rows: int, cols: int, session: int = 0) -> None:
         """Set the window size of the process's PTY (PROTOCOL.md RESIZE)."""
         if not self.exit_code.done():
@@ -81,8 +91,9 @@ class Running:
                                           session)
 
 
-def guest_config(c: Container) -> dict[str, Any]:
-    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``."""
+def guest_config(c: Container, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``; ``mounts``:
+    its ``mounts`` list (``vmcontainer.engine.mounts.machine_mounts``)."""
     cfg = c.config
     hostname = cfg["Hostname"]
     hc = c.host_config
@@ -93,7 +104,9 @@ def guest_config(c: Container) -> dict[str, Any]:
         "hosts": hosts_text(hostname, hc.get("ExtraHosts") or ()),
         "resolv_conf": resolv_conf_text(hc.get("Dns") or (), hc.get("DnsSearch") or (),
                                         hc.get("DnsOptions") or ()),
-        "rootfs": {"serial": "rootfs", "fstype": "ext4", "readonly": False},
+        "rootfs": {"serial": "rootfs", "fstype": "ext4",
+                   "readonly": bool(hc.get("ReadonlyRootfs"))},
+        "mounts": mounts or [],
         "process": {
             "args": [c.path, *c.args],
             "env": process_env(cfg.get("Env") or [], hostname, bool(cfg.get("Tty"))),
@@ -130,7 +143,8 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
         raise NotModified(f"container {c.name} is already running")
     directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()
-    write_config_disk(directory / "config.iso", guest_config(c))
+    _, _, mounts = machine_mounts(ctx.volumes, ctx.store, c)
+    write_config_disk(directory / "config.iso", guest_config(c, mounts))
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
     spec = machine_spec(ctx, c, assets.kernel, assets.initramfs)
@@ -162,12 +176,14 @@ def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path
     """The MachineSpec of container ``c``'s VM."""
     directory = ctx.store.dir(c.id)
     memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
+    volumes, shares, _ = machine_mounts(ctx.volumes, ctx.store, c, check=False)
     return MachineSpec(
         name=f"vmc-{c.short_id}", kernel=kernel, initramfs=initramfs,
         cmdline=KERNEL_CMDLINE, memory_mib=memory_mib, vcpus=vcpus, run_dir=directory,
         disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
-               DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
-        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=c.id,
+               DiskSpec(directory / "config.iso", "config", format="raw", readonly=True),
+               *volumes),
+        channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), shares=shares, owner=c.id,
     )
 
 

@@ -36,11 +36,13 @@ class MsgType(enum.IntEnum):
     START_ERROR = 0x06
     LOG = 0x07
     PROCESSES = 0x08
+    SYNCED = 0x0E
     SIGNAL = 0x81
     STDIN = 0x82
     RESIZE = 0x83
     EXEC = 0x84
     TOP = 0x85
+    SYNC = 0x8A
 
 
 class ProtocolError(System):

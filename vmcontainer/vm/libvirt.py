@@ -239,6 +239,9 @@ class LibvirtBackend:
                 raise Conflict(f"a libvirt domain named {spec.name} exists and is not "
                                "this container's")
             raise Conflict(f"the libvirt domain {spec.name} is already running")
+        if self.remote and spec.shares:
+            raise InvalidParameter("bind mounts need the daemon's own filesystem: not "
+                                   "available on a remote libvirt host")
         paths = (await self._placer.place(spec)) if self._placer else HostPaths.local(spec)
         xml = domain_for(spec, paths, spec.owner, "kvm" if self._accel == "kvm" else "qemu",
                          run_as_root=self._system()).xml()

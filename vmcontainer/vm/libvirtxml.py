@@ -59,6 +59,24 @@ class Disk:
 
 
 @dataclass(frozen=True)
+class Filesystem:
+    """A host directory over virtio-9p, mounted in the guest by ``tag``; access mode
+    ``passthrough`` for the reason the qemu backend gives (vmcontainer.vm.qemu)."""
+
+    path: PurePosixPath
+    tag: str
+    readonly: bool = False
+
+    def render(self, devices: ET.Element) -> None:
+        fs = _sub(devices, "filesystem", type="mount", accessmode="passthrough")
+        _sub(fs, "driver", type="path")
+        _sub(fs, "source", dir=str(self.path))
+        _sub(fs, "target", dir=self.tag)
+        if self.readonly:
+            _sub(fs, "readonly")
+
+
+@dataclass(frozen=True)
 class Channel:
     """A virtio-serial port ``name`` backed by a unix socket the hypervisor listens on.
     ``path`` None lets libvirt choose one under its channel directory (short, owned
@@ -191,6 +209,7 @@ def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str
                                                   strict=True)):
         devices.append(Disk(path, disk.serial, f"vd{chr(ord('a') + i)}", disk.format,
                             disk.readonly, backing))
+    devices += [Filesystem(PurePosixPath(s.path), s.tag, s.readonly) for s in spec.shares]
     devices += [Channel(ch.name) for ch in spec.channels]
     devices += [Console(paths.console), Rng(), NoDefaults()]
     return Domain(

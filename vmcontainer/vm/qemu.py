@@ -80,6 +80,17 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -
             "-blockdev", f"driver={disk.format},node-name=disk{i},file=file{i},read-only={ro}",
             "-device", f"{_device('blk', mt)},drive=disk{i},serial={disk.serial}",
         ]
+    for i, share in enumerate(spec.shares):
+        # security_model=passthrough: files the guest creates get the guest's
+        # uid, gid and mode on the host, as a bind mount under Docker does (QEMU
+        # runs as root here; "mapped-xattr" would hide ownership in xattrs and
+        # show the host's files as root-owned 0600 to the guest).
+        ro = ",readonly=on" if share.readonly else ""
+        path = str(share.path).replace(",", ",,")  # QEMU's option escape
+        argv += [
+            "-fsdev", f"local,id=fs{i},path={path},security_model=passthrough{ro}",
+            "-device", f"{_device('9p', mt)},fsdev=fs{i},mount_tag={share.tag}",
+        ]
     return argv
 
 

@@ -32,6 +32,23 @@ class DiskSpec:
 
 
 @dataclass(frozen=True)
+class ShareSpec:
+    """A host directory shared with the guest over virtio-9p (QEMU's ``local``
+    fsdev), mounted by the agent by its ``tag``. ``readonly``: QEMU refuses
+    writes too, besides the guest's read-only mount."""
+
+    path: Path
+    tag: str
+    readonly: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.tag or len(self.tag) > 31 or not self.tag.isalnum():
+            raise InvalidParameter(f"share tag must be 1-31 alphanumerics: {self.tag!r}")
+        if not self.path.is_absolute():
+            raise InvalidParameter(f"share path must be absolute: {self.path}")
+
+
+@dataclass(frozen=True)
 class ChannelSpec:
     """A virtio-serial port named ``name`` in the guest, a unix socket on the host
     (served by the hypervisor; the host connects to it) named ``socket`` inside the
@@ -69,6 +86,7 @@ class MachineSpec:
     run_dir: Path
     disks: tuple[DiskSpec, ...] = ()
     channels: tuple[ChannelSpec, ...] = ()
+    shares: tuple[ShareSpec, ...] = ()
     machine_type: str = "microvm"
     extra_cmdline: tuple[str, ...] = field(default=())
     owner: str = ""
@@ -84,3 +102,5 @@ class MachineSpec:
             raise InvalidParameter(f"unsupported machine type {self.machine_type!r}")
         if len({d.serial for d in self.disks}) != len(self.disks):
             raise InvalidParameter("disk serials must be unique")
+        if len({s.tag for s in self.shares}) != len(self.shares):
+            raise InvalidParameter("share tags must be unique")
