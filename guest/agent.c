@@ -310,6 +310,13 @@ int main(void)
     struct vmc_config cfg;
     read_config(&cfg);
     mount_rootfs(&cfg);
+    vmc_sessions_set_rootfs(NEWROOT);
+    if (cmdline_has("vmcontainer.maintenance=1")) {
+        /* docker cp/export/diff/commit of a stopped container: its disks, no
+         * process (PROTOCOL.md, "Maintenance boot"). */
+        vmc_info("maintenance boot: serving ARCHIVE requests only");
+        vmc_sessions_serve_maintenance();
+    }
 
     mkdir("/run", 0755);
     if (mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST)
