@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "channel.h"
 #include "config.h"
 #include "container.h"
@@ -311,12 +312,6 @@ int main(void)
     read_config(&cfg);
     mount_rootfs(&cfg);
     vmc_sessions_set_rootfs(NEWROOT);
-    if (cmdline_has("vmcontainer.maintenance=1")) {
-        /* docker cp/export/diff/commit of a stopped container: its disks, no
-         * process (PROTOCOL.md, "Maintenance boot"). */
-        vmc_info("maintenance boot: serving ARCHIVE requests only");
-        vmc_sessions_serve_maintenance();
-    }
 
     mkdir("/run", 0755);
     if (mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST)
@@ -326,6 +321,13 @@ int main(void)
         .hosts = write_etc_file("hosts", cfg.hosts, ""),
         .resolv_conf = write_etc_file("resolv.conf", cfg.resolv_conf, ""),
     };
+    if (cmdline_has("vmcontainer.maintenance=1")) {
+        /* docker cp/export/diff/commit of a stopped container: its disks, no
+         * process (PROTOCOL.md, "Maintenance boot"). */
+        vmc_archive_set_etc_files(etc.hostname, etc.hosts, etc.resolv_conf);
+        vmc_info("maintenance boot: serving ARCHIVE requests only");
+        vmc_sessions_serve_maintenance();
+    }
 
     long oom_before = oom_kills();
     struct vmc_spawned st;

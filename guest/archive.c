@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -45,6 +46,31 @@
 #define GO_MODE_STICKY (1u << 20)
 
 static int proc_fd = -1; /* the agent's /proc, opened before the chroot */
+static const char *etc_files[3]; /* the agent's hostname, hosts, resolv.conf (or NULL) */
+
+void vmc_archive_set_etc_files(const char *hostname, const char *hosts, const char *resolv_conf)
+{
+    etc_files[0] = hostname;
+    etc_files[1] = hosts;
+    etc_files[2] = resolv_conf;
+}
+
+/* A stopped container's "container" view: as when it runs, its /etc/hostname,
+ * hosts and resolv.conf are the agent's files (bound in a mount namespace of the
+ * worker's own, over the image's files where they exist: the disk is unchanged). */
+static void bind_etc_files(void)
+{
+    static const char *const dst[3] = {"etc/hostname", "etc/hosts", "etc/resolv.conf"};
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        vmc_archive_fail(500, "private mount namespace: %s", strerror(errno));
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (etc_files[i] == NULL || fstatat(AT_FDCWD, dst[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (mount(etc_files[i], dst[i], NULL, MS_BIND, NULL) < 0)
+            vmc_archive_fail(500, "bind %s: %s", etc_files[i], strerror(errno));
+    }
+}
 
 int vmc_open_in_root(int root, const char *path, int flags)
 {
@@ -427,8 +453,8 @@ static bool req_bool(json_object *req, const char *key)
     return json_object_object_get_ex(req, key, &v) && json_object_get_boolean(v);
 }
 
-static void worker(json_object *req, int mnt_ns, int root_dir) __attribute__((noreturn));
-static void worker(json_object *req, int mnt_ns, int root_dir)
+static void worker(json_object *req, int mnt_ns, int root_dir, bool etc) __attribute__((noreturn));
+static void worker(json_object *req, int mnt_ns, int root_dir, bool etc)
 {
     signal(SIGPIPE, SIG_DFL);
     sigset_t all;
@@ -438,7 +464,11 @@ static void worker(json_object *req, int mnt_ns, int root_dir)
         vmc_archive_fail(500, "open /proc: %s", strerror(errno));
     if (mnt_ns >= 0 && setns(mnt_ns, CLONE_NEWNS) < 0)
         vmc_archive_fail(409, "join the container's mount namespace: %s", strerror(errno));
-    if (fchdir(root_dir) < 0 || chroot(".") < 0 || chdir("/") < 0)
+    if (fchdir(root_dir) < 0)
+        vmc_archive_fail(500, "chdir to the container's root: %s", strerror(errno));
+    if (etc)
+        bind_etc_files();
+    if (chroot(".") < 0 || chdir("/") < 0)
         vmc_archive_fail(500, "chroot to the container's root: %s", strerror(errno));
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
@@ -495,7 +525,7 @@ int vmc_archive_start(json_object *req, pid_t main_pid, const char *rootfs, stru
             (mnt >= 0 && dup2(mnt, 3) < 0))
             _exit(1);
         syscall(SYS_close_range, 5u, ~0u, 0u);
-        worker(req, keep_mnt, 4);
+        worker(req, keep_mnt, 4, main_pid <= 0 && strcmp(req_str(req, "view"), "rootfs") != 0);
     }
     st->pid = pid;
     st->in_fd = in_p[1];

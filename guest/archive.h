@@ -20,6 +20,10 @@
  * -1: the agent could not start it (st->message). */
 int vmc_archive_start(json_object *req, pid_t main_pid, const char *rootfs, struct vmc_spawned *st);
 
+/* The agent's copies of /etc/hostname, hosts, resolv.conf (NULL: none), shown
+ * in a maintenance boot's "container" view as a running container shows them. */
+void vmc_archive_set_etc_files(const char *hostname, const char *hosts, const char *resolv_conf);
+
 /* Worker helpers shared with extract.c (they run in the worker only). */
 
 /* openat2(root, path, flags, RESOLVE_IN_ROOT): path taken inside root, every

@@ -25,8 +25,10 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.execs import ExecManager
+from vmcontainer.engine.files import FilesMixin
 from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
+from vmcontainer.engine.maintenance import MaintenanceVMs
 from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
@@ -59,7 +61,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, FilesMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 
@@ -74,6 +76,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
         self.restarts = Restarts(ctx, self._boot)
         self.execs = ExecManager(self._running.get)
         self.health = HealthMonitor(ctx, self.execs, self._publish)
+        self.maintenance = MaintenanceVMs(ctx)
 
     # -- reading --------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
 
     async def _boot(self, c: Container) -> None:
         """Boot ``c`` (created, exited or restarting) and watch it."""
+        await self.maintenance.release(c.id)  # its disk is the container's now
         output = self._outputs.setdefault(c.id, Broadcast())
         try:
             running = await start_container(self.ctx, c.id, output.publish)
@@ -328,6 +332,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
         await self._remove_now(c.id)
 
     async def _remove_now(self, cid: str) -> None:
+        await self.maintenance.release(cid)
         try:
             c = self.ctx.store.load(cid)
         except ContainerNotFound:  # already gone (auto-remove raced a client)
