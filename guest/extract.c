@@ -257,7 +257,8 @@ void vmc_extract(int root, const char *dest, bool no_overwrite, bool do_chown, u
     while (read(0, sink, sizeof sink) > 0)
         ;
     /* On disk before the answer: a maintenance VM is ended right after it. */
-    if (syncfs(root) < 0)
-        vmc_archive_fail(500, "syncfs: %s", strerror(errno));
+    int sfd = vmc_open_in_root(root, *base_dir ? base_dir : "/", O_RDONLY | O_DIRECTORY);
+    if (sfd < 0 || syncfs(sfd) < 0)
+        vmc_archive_fail(500, "syncfs %s: %s", dest, strerror(errno));
     _exit(0);
 }

@@ -50,7 +50,7 @@ class _Booted:
     reader: asyncio.Task[None] | None = None
     users: int = 0
     idle: asyncio.TimerHandle | None = None
-    boot_ms: float = 0.0
+    t0: float = 0.0
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -152,11 +152,8 @@ class MaintenanceVMs:
         except BaseException:
             await machine.kill()
             raise
-        vm = _Booted(machine, link, Sessions(link))
+        vm = _Booted(machine, link, Sessions(link), t0=t0)
         vm.reader = asyncio.create_task(self._read(c, vm))
-        vm.boot_ms = round((time.monotonic() - t0) * 1000, 1)
-        log.info("container %s: maintenance VM up in %.0f ms", c.short_id, vm.boot_ms,
-                 extra={"container": c.id, "op": "maintenance", "status": "booted"})
         return vm
 
     async def _read(self, c: Container, vm: _Booted) -> None:
@@ -168,6 +165,10 @@ class MaintenanceVMs:
                 if frame.session:
                     vm.sessions.deliver(frame)
                     await vm.sessions.drained(frame.session)
+                elif frame.type == MsgType.HELLO:
+                    log.info("container %s: maintenance VM's agent up in %.0f ms", c.short_id,
+                             (time.monotonic() - vm.t0) * 1000,
+                             extra={"container": c.id, "op": "maintenance", "status": "booted"})
                 elif frame.type == MsgType.START_ERROR:
                     log.warning("container %s: maintenance boot failed: %s", c.short_id,
                                 frame.payload.decode(errors="replace"))

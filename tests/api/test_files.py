@@ -1,0 +1,178 @@
+"""docker cp (both ways, running and stopped containers, paths that try to leave
+the container), docker diff, export and commit, with the real ``docker`` CLI and
+docker-py against ``vmcontainer daemon``; every container a real VM (TCG)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker as dockerpy
+import pytest
+from apihelpers import Daemon
+
+pytestmark = pytest.mark.vm
+
+
+def docker(d: Daemon, *args: str, timeout: float = 120,
+           cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture
+def running(daemon: Daemon, name: str) -> Iterator[str]:
+    r = docker(daemon, "run", "-d", "--name", name, "busybox", "sh", "-c",
+               "mkdir -p /tmp; ln -s / /tmp/rootlink; ln -s ../../../../.. /tmp/up; "
+               "echo inside > /marker; sleep 600")
+    assert r.returncode == 0, r.stderr
+    yield name
+    docker(daemon, "rm", "-f", name)
+
+
+def _wait_file(d: Daemon, name: str, path: str) -> None:
+    for _ in range(100):
+        if docker(d, "exec", name, "test", "-e", path).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never appeared in {name}")
+
+
+def test_cp_running_both_ways(daemon: Daemon, running: str, tmp_path: Path) -> None:
+    (tmp_path / "host.txt").write_text("from the host\n")
+    t0 = time.monotonic()
+    r = docker(daemon, "cp", str(tmp_path / "host.txt"), f"{running}:/tmp/")
+    into = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    r = docker(daemon, "exec", running, "cat", "/tmp/host.txt")
+    assert (r.returncode, r.stdout) == (0, "from the host\n"), r.stderr
+    t0 = time.monotonic()
+    r = docker(daemon, "cp", f"{running}:/etc/hostname", ".", cwd=tmp_path)
+    out = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    cid = docker(daemon, "inspect", "-f", "{{.Id}}", running).stdout.strip()
+    assert (tmp_path / "hostname").read_text() == cid[:12] + "\n"
+    print(f"docker cp running: into {into * 1000:.0f} ms, out {out * 1000:.0f} ms")
+
+
+def test_cp_missing_and_not_a_directory(daemon: Daemon, running: str, tmp_path: Path) -> None:
+    _wait_file(daemon, running, "/marker")
+    r = docker(daemon, "cp", f"{running}:/nonexistent", str(tmp_path))
+    assert r.returncode == 1
+    assert "Could not find the file /nonexistent in container" in r.stderr
+    (tmp_path / "f").write_text("x")
+    client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
+    with pytest.raises(dockerpy.errors.APIError) as err:
+        client.put_archive(running, "/marker", _tar({"a": b"x"}))
+    assert err.value.status_code == 400
+    assert "extraction point is not a directory" in str(err.value)
+
+
+def test_cp_paths_stay_inside(daemon: Daemon, running: str, tmp_path: Path) -> None:
+    _wait_file(daemon, running, "/marker")
+    r = docker(daemon, "cp", f"{running}:/../../../../marker", str(tmp_path / "a"))
+    assert (r.returncode, (tmp_path / "a").read_text()) == (0, "inside\n"), r.stderr
+    r = docker(daemon, "cp", f"{running}:/tmp/up/marker", str(tmp_path / "b"))
+    assert (r.returncode, (tmp_path / "b").read_text()) == (0, "inside\n"), r.stderr
+    r = docker(daemon, "cp", f"{running}:/tmp/rootlink/marker", str(tmp_path / "c"))
+    assert (r.returncode, (tmp_path / "c").read_text()) == (0, "inside\n"), r.stderr
+    # into a symlink to "/": the container's /, never the host's
+    (tmp_path / "vmc-cp-probe").write_text("probe")
+    r = docker(daemon, "cp", str(tmp_path / "vmc-cp-probe"), f"{running}:/tmp/rootlink/")
+    assert r.returncode == 0, r.stderr
+    assert not Path("/vmc-cp-probe").exists()
+    assert docker(daemon, "exec", running, "cat", "/vmc-cp-probe").stdout == "probe"
+
+
+def _tar(files: dict[str, bytes], links: dict[str, str] | None = None,
+         hardlinks: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for target, link in (links or {}).items():
+            info = tarfile.TarInfo(target)
+            info.type, info.linkname = tarfile.SYMTYPE, link
+            t.addfile(info)
+        for target, link in (hardlinks or {}).items():
+            info = tarfile.TarInfo(target)
+            info.type, info.linkname = tarfile.LNKTYPE, link
+            t.addfile(info)
+        for n, data in files.items():
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_put_hostile_archives(daemon: Daemon, running: str) -> None:
+    _wait_file(daemon, running, "/tmp/rootlink")
+    client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
+    for bad in (_tar({"../../../../vmc-evil": b"x"}), _tar({"a/../../vmc-evil": b"x"}),
+                _tar({}, links={"esc": "../../../../../tmp"}),
+                _tar({}, hardlinks={"h": "../../../../etc/passwd"})):
+        with pytest.raises(dockerpy.errors.APIError) as err:
+            client.put_archive(running, "/tmp", bad)
+        assert err.value.status_code == 400, err.value
+    # an absolute name lands below the destination; a symlink to "/" is followed
+    # inside the container's root
+    assert client.put_archive(running, "/tmp", _tar(
+        {"/abs.txt": b"abs", "s/vmc-through-link": b"t"}, links={"s": "/"}))
+    assert not Path("/vmc-evil").exists() and not Path("/vmc-through-link").exists()
+    r = docker(daemon, "exec", running, "cat", "/tmp/abs.txt", "/vmc-through-link")
+    assert r.stdout == "abst", r.stderr
+
+
+def test_cp_stopped_container(daemon: Daemon, name: str, tmp_path: Path) -> None:
+    r = docker(daemon, "create", "--name", name, "busybox", "cat", "/tmp/host.txt")
+    assert r.returncode == 0, r.stderr
+    try:
+        (tmp_path / "host.txt").write_text("into a stopped one\n")
+        t0 = time.monotonic()
+        r = docker(daemon, "cp", str(tmp_path / "host.txt"), f"{name}:/tmp/")
+        into = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        r = docker(daemon, "start", "-a", name)
+        assert (r.returncode, r.stdout) == (0, "into a stopped one\n"), r.stderr
+        t0 = time.monotonic()
+        r = docker(daemon, "cp", f"{name}:/etc/hostname", ".", cwd=tmp_path)
+        out = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr
+        cid = docker(daemon, "inspect", "-f", "{{.Id}}", name).stdout.strip()
+        assert (tmp_path / "hostname").read_text() == cid[:12] + "\n"
+        r = docker(daemon, "cp", f"{name}:/tmp/host.txt", str(tmp_path / "back.txt"))
+        assert (tmp_path / "back.txt").read_text() == "into a stopped one\n", r.stderr
+        print(f"docker cp stopped: into {into * 1000:.0f} ms, out {out * 1000:.0f} ms")
+    finally:
+        docker(daemon, "rm", "-f", name)
+
+
+def test_diff_export_commit(daemon: Daemon, name: str) -> None:
+    r = docker(daemon, "run", "--name", name, "busybox", "sh", "-c",
+               "echo hi > /hello; mkdir /newdir; echo x > /newdir/f; rm /bin/ls")
+    assert r.returncode == 0, r.stderr
+    image = "committed" + name
+    try:
+        lines = docker(daemon, "diff", name).stdout.splitlines()
+        assert "A /hello" in lines and "A /newdir" in lines and "A /newdir/f" in lines
+        assert "C /bin" in lines and "D /bin/ls" in lines
+        assert not any(" /proc" in line or " /etc/host" in line for line in lines), lines
+        export = subprocess.run(f"docker export {name} | tar t", shell=True,
+                                env=daemon.docker_env, capture_output=True, text=True,
+                                timeout=120)
+        names = export.stdout.splitlines()
+        assert "hello" in names and "bin/busybox" in names and "bin/ls" not in names, \
+            export.stderr
+        r = docker(daemon, "commit", "-c", "ENV COMMITTED=yes", "-c", 'CMD ["cat", "/hello"]',
+                   name, image)
+        assert r.returncode == 0 and r.stdout.startswith("sha256:"), r.stderr
+        r = docker(daemon, "run", "--name", name + "3", image)
+        assert (r.returncode, r.stdout) == (0, "hi\n")
+        r = docker(daemon, "run", "--name", name + "2", image, "sh", "-c",
+                   'echo $COMMITTED; cat /newdir/f; test -e /bin/ls || echo gone')
+        assert r.stdout == "yes\nx\ngone\n", r.stderr
+    finally:
+        docker(daemon, "rm", "-f", name, name + "2", name + "3")
+        docker(daemon, "rmi", image)
