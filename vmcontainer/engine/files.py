@@ -57,13 +57,33 @@ class FilesMixin:
     @contextlib.asynccontextmanager
     async def _request(self, ref: str, req: dict[str, Any]) -> AsyncIterator[ArchiveRequest]:
         c = self.ctx.store.find(ref)
-        async with self._agent(c) as sessions:
-            r = ArchiveRequest(sessions, req, ref)
-            await r.start()
-            try:
-                yield r
-            finally:
-                r.close()
+        for retry in (False, True):
+            was_running = c.id in self._running
+            async with self._agent(c) as sessions:
+                r = ArchiveRequest(sessions, req, ref)
+                try:
+                    await r.start()
+                    started = True
+                except Conflict:
+                    if retry or not was_running:
+                        raise
+                    started = False  # its process ended just now: ask its disk instead
+                if started:
+                    try:
+                        yield r
+                    finally:
+                        r.close()
+                    return
+            await self._ended(c.id)
+            c = self.ctx.store.find(ref)
+
+    async def _ended(self, cid: str) -> None:
+        """Wait until the daemon has recorded the end of ``cid``'s VM."""
+        running = self._running.get(cid)
+        if running is not None:
+            await running.wait()
+        while cid in self._running:
+            await asyncio.sleep(0.01)
 
     async def archive_stat(self, ref: str, path: str) -> dict[str, Any]:
         """ContainerPathStat of ``path`` (``{"name", "size", "mode", "mtime",

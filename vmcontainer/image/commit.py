@@ -106,10 +106,11 @@ def apply_changes(config: dict[str, Any], changes: Sequence[str]) -> dict[str, A
     return out
 
 
-def stage_commit(staging: Path, layer: Path, parent_config: Mapping[str, Any],
+def stage_commit(staging: Path, layer: Path, parent_id: str, parent_config: Mapping[str, Any],
                  parent_manifest: ManifestInfo, run_config: Mapping[str, Any],
                  ref: Reference | None, comment: str, author: str, created_by: str) -> StagedImage:
-    """Stage the committed image in ``staging`` (``layer`` is moved there)."""
+    """Stage the committed image in ``staging`` (``layer`` is moved there). Its
+    config records ``parent_id`` as Docker's does ("parent", shown by inspect)."""
     diff_id = oci.sha256_file(layer)
     layer_desc = Descriptor(oci.MEDIA_LAYER, diff_id, layer.stat().st_size)
     layer.rename(staging / diff_id.split(":", 1)[1])
@@ -124,7 +125,7 @@ def stage_commit(staging: Path, layer: Path, parent_config: Mapping[str, Any],
     doc: dict[str, Any] = {
         "architecture": parent_config.get("architecture", "amd64"),
         "os": parent_config.get("os", "linux"), "created": created, "config": config,
-        "rootfs": rootfs, "history": history}
+        "rootfs": rootfs, "history": history, "parent": parent_id}
     if author:
         doc["author"] = author
     if comment:

@@ -375,7 +375,7 @@ class ImageStore(RegistryTransferMixin):
         with staging_dir(self.tmp_dir, "commit-") as staging:
             from vmcontainer.image.commit import stage_commit
 
-            staged = stage_commit(staging, layer, self._config(parent.id),
+            staged = stage_commit(staging, layer, parent.id, self._config(parent.id),
                                   self._manifest(parent.manifest_digest), run_config, ref,
                                   comment, author, created_by)
             self._commit([staged])
