@@ -63,13 +63,36 @@ static void bind_etc_files(void)
     static const char *const dst[3] = {"etc/hostname", "etc/hosts", "etc/resolv.conf"};
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         vmc_archive_fail(500, "private mount namespace: %s", strerror(errno));
-    for (int i = 0; i < 3; i++) {
-        struct stat st;
-        if (etc_files[i] == NULL || fstatat(AT_FDCWD, dst[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+    int root = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < 3 && root >= 0; i++) {
+        if (etc_files[i] == NULL)
             continue;
-        if (mount(etc_files[i], dst[i], NULL, MS_BIND, NULL) < 0)
+        /* Resolved in the container's root (its /etc may be a symlink); made
+         * empty when missing, as the first start makes it. */
+        int t = vmc_open_in_root(root, dst[i], O_PATH | O_NOFOLLOW);
+        if (t < 0 && errno == ENOENT) {
+            int etc = vmc_open_in_root(root, "etc", O_PATH | O_DIRECTORY);
+            int f = etc < 0 ? -1 : openat(etc, dst[i] + 4, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (f >= 0)
+                close(f);
+            if (etc >= 0)
+                close(etc);
+            t = vmc_open_in_root(root, dst[i], O_PATH | O_NOFOLLOW);
+        }
+        struct stat st;
+        char target[64];
+        if (t < 0 || fstatat(t, "", &st, AT_EMPTY_PATH) < 0 || !S_ISREG(st.st_mode)) {
+            if (t >= 0)
+                close(t);
+            continue;
+        }
+        snprintf(target, sizeof target, "/proc/self/fd/%d", t);
+        if (mount(etc_files[i], target, NULL, MS_BIND, NULL) < 0)
             vmc_archive_fail(500, "bind %s: %s", etc_files[i], strerror(errno));
+        close(t);
     }
+    if (root >= 0)
+        close(root);
 }
 
 int vmc_open_in_root(int root, const char *path, int flags)

@@ -130,7 +130,7 @@ void vmc_extract(int root, const char *dest, bool no_overwrite, bool do_chown, u
         vmc_archive_fail(500, "%s: %s", dest, strerror(errno));
     }
     if (!S_ISDIR(st.st_mode))
-        vmc_archive_fail(400, "extraction point is not a directory");
+        vmc_archive_fail(500, "extraction point is not a directory"); /* Docker: 500 */
     char *base_dir = vmc_fd_path(dfd);
     if (base_dir == NULL)
         vmc_archive_fail(500, "path of %s: %s", dest, strerror(errno));

@@ -68,7 +68,7 @@ def test_cp_missing_and_not_a_directory(daemon: Daemon, running: str, tmp_path: 
     client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
     with pytest.raises(dockerpy.errors.APIError) as err:
         client.put_archive(running, "/marker", _tar({"a": b"x"}))
-    assert err.value.status_code == 400
+    assert err.value.status_code == 500  # as Docker's
     assert "extraction point is not a directory" in str(err.value)
 
 
@@ -145,6 +145,19 @@ def test_cp_stopped_container(daemon: Daemon, name: str, tmp_path: Path) -> None
         r = docker(daemon, "cp", f"{name}:/tmp/host.txt", str(tmp_path / "back.txt"))
         assert (tmp_path / "back.txt").read_text() == "into a stopped one\n", r.stderr
         print(f"docker cp stopped: into {into * 1000:.0f} ms, out {out * 1000:.0f} ms")
+    finally:
+        docker(daemon, "rm", "-f", name)
+
+
+def test_cp_created_container_hostname(daemon: Daemon, name: str, tmp_path: Path) -> None:
+    """Never started: as Docker's init layer, /etc/hostname exists (the VM's view
+    shows the container's hostname; Docker's shows an empty file)."""
+    assert docker(daemon, "create", "--name", name, "busybox").returncode == 0
+    try:
+        r = docker(daemon, "cp", f"{name}:/etc/hostname", str(tmp_path / "h"))
+        assert r.returncode == 0, r.stderr
+        r = docker(daemon, "cp", f"{name}:/nonexistent", str(tmp_path / "n"))
+        assert "Could not find the file /nonexistent in container" in r.stderr
     finally:
         docker(daemon, "rm", "-f", name)
 

@@ -26,7 +26,7 @@ _CHUNK = 1 << 16
 def _path(request: web.Request) -> str:
     path = params.text(request, "path")
     if not path:
-        raise InvalidParameter("path is required")
+        raise InvalidParameter("bad parameter: pathcannot be empty")  # Docker 20.10's text
     return path
 
 
