@@ -18,6 +18,8 @@ from vmcontainer.engine.sessions import Sessions
 from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System
 from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD, Frame, MsgType
 
+MAX_INFO_TEXT = 1 << 20  # an info line longer than this is a corrupt reply
+
 
 class ContainerFileNotFound(NotFound):
     """moby's containerFileNotFound."""
@@ -58,6 +60,8 @@ class ArchiveRequest:
             self._data.append(frame.payload)
         elif frame.type == MsgType.ARCHIVE_INFO:
             self._text += frame.payload
+            if len(self._text) > MAX_INFO_TEXT and b"\n" not in self._text:
+                raise System("the guest agent sent a malformed archive reply")
             while b"\n" in self._text:
                 line, self._text = self._text.split(b"\n", 1)
                 try:
@@ -108,6 +112,8 @@ class ArchiveRequest:
             await self._sessions.send(MsgType.STDIN, b"", self._session)
             return
         for i in range(0, len(chunk), MAX_HOST_PAYLOAD):
+            while (frame := self._sessions.poll(self._session)) is not None:
+                self._take(frame)  # the worker may have failed already
             if self.error is not None or self._exit is not None:
                 return
             await self._sessions.send(MsgType.STDIN, chunk[i:i + MAX_HOST_PAYLOAD],

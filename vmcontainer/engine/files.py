@@ -32,6 +32,10 @@ from vmcontainer.image.staging import staging_dir
 
 log = logging.getLogger(__name__)
 
+MAX_LISTING = 512 << 20
+"""The most a container's tree listing may hold (~5 million files); the guest is
+not trusted to bound it."""
+
 
 class FilesMixin:
     """``ctx``, ``events``, ``_running`` and ``maintenance`` are the engine's."""
@@ -130,9 +134,16 @@ class FilesMixin:
     async def _changes(self, c: Container, ref: str) -> list[Change]:
         image = self.ctx.images.resolve(c.image_id)
         image_listing = await asyncio.to_thread(self.ctx.images.rootfs_listing, image)
+        parts, size = [], 0
         async with self._request(ref, {"op": "list", "view": "rootfs"}) as r:
-            data = b"".join([chunk async for chunk in r.data()])
+            async for chunk in r.data():
+                size += len(chunk)
+                if size > MAX_LISTING:
+                    raise System(f"container {c.id}: the tree listing exceeds "
+                                 f"{MAX_LISTING >> 20} MiB")
+                parts.append(chunk)
             await r.finish()
+        data = b"".join(parts)
         try:
             return changes(parse(image_listing), parse(data))
         except ValueError as err:

@@ -71,6 +71,17 @@ class Sessions:
             q.put_nowait(None)
         return frame
 
+    def poll(self, session: int) -> Frame | None:
+        """The next frame of ``session`` if one is waiting (None otherwise, and once
+        the session ended); never blocks."""
+        q = self._queues.get(session)
+        if q is None or q.empty():
+            return None
+        frame = q.get_nowait()
+        if frame is None:
+            q.put_nowait(None)
+        return frame
+
     async def frames(self, session: int) -> AsyncIterator[Frame]:
         """The frames of ``session`` until it ends; forgets the session afterwards."""
         try:
