@@ -1,5 +1,6 @@
 /* ARCHIVE sessions: the worker (a fork of the agent) and its read side
- * (stat, get, export, list); extract.c is the write side (put).
+ * (stat, get, export, list; walk.c walks the trees); extract.c is the write
+ * side (put).
  *
  * The worker chroots to the container's root (joining the container's mount
  * namespace first while it runs, so volumes show as under docker cp) and
@@ -9,10 +10,8 @@
  * newline-terminated JSON objects the agent forwards as ARCHIVE_INFO. */
 #include "archive.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,7 +21,6 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,10 +28,7 @@
 #include "tar.h"
 #include "user.h"
 #include "util.h"
-
-#ifndef MQUEUE_MAGIC
-#define MQUEUE_MAGIC 0x19800202
-#endif
+#include "walk.h"
 
 #define GO_MODE_DIR (1u << 31)
 #define GO_MODE_SYMLINK (1u << 27)
@@ -262,135 +257,6 @@ static json_object *stat_path(int root, const char *abs, struct stat *st, int *f
     return o;
 }
 
-/* Walking a tree: what one entry becomes. */
-struct walk {
-    int out;
-    bool list; /* listing records instead of tar entries */
-    dev_t root_dev;
-    struct { dev_t dev; ino_t ino; char *name; } *links;
-    size_t nlinks, caplinks;
-};
-
-/* Pseudo filesystems the container's mount namespace has (Docker's archive
- * code never sees them: they are not in its view of the rootfs). */
-static bool skip_contents(int dirfd, const char *rel)
-{
-    struct statfs fs;
-    if (fstatfs(dirfd, &fs) < 0)
-        return false;
-    switch ((unsigned long)fs.f_type) {
-    case PROC_SUPER_MAGIC: case SYSFS_MAGIC: case DEVPTS_SUPER_MAGIC: case CGROUP_SUPER_MAGIC:
-    case CGROUP2_SUPER_MAGIC: case MQUEUE_MAGIC:
-        return true;
-    case TMPFS_MAGIC: /* devtmpfs on /dev and the tmpfs on /dev/shm */
-        return strcmp(rel, "/dev") == 0 || strncmp(rel, "/dev/", 5) == 0;
-    }
-    return false;
-}
-
-static void emit_one(struct walk *w, int dirfd, const char *name, const char *rel, const char *arc,
-                     const struct stat *st)
-{
-    char link[4096];
-    const char *target = NULL;
-    char type;
-    if (S_ISLNK(st->st_mode)) {
-        ssize_t n = readlinkat(dirfd, name, link, sizeof link - 1);
-        link[n > 0 ? n : 0] = '\0';
-        target = link;
-    }
-    if (w->list) {
-        char head[160];
-        int n = snprintf(head, sizeof head, "%o %u %u %lld %lld ", (unsigned)st->st_mode, (unsigned)st->st_uid,
-                         (unsigned)st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec);
-        if (vmc_write_all(w->out, head, (size_t)n) < 0 || vmc_write_all(w->out, rel, strlen(rel) + 1) < 0 ||
-            vmc_write_all(w->out, target ? target : "", strlen(target ? target : "") + 1) < 0)
-            _exit(1);
-        return;
-    }
-    if (S_ISSOCK(st->st_mode))
-        return; /* tar has no sockets; Docker skips them */
-    type = S_ISDIR(st->st_mode) ? '5' : S_ISLNK(st->st_mode) ? '2' : S_ISCHR(st->st_mode) ? '3'
-         : S_ISBLK(st->st_mode) ? '4' : S_ISFIFO(st->st_mode) ? '6' : '0';
-    if (type == '0' && st->st_nlink > 1) {
-        for (size_t i = 0; i < w->nlinks; i++)
-            if (w->links[i].dev == st->st_dev && w->links[i].ino == st->st_ino) {
-                type = '1';
-                target = w->links[i].name;
-                break;
-            }
-        if (type == '0' && w->nlinks < 1u << 20) {
-            if (w->nlinks == w->caplinks) {
-                w->caplinks = w->caplinks ? 2 * w->caplinks : 64;
-                w->links = realloc(w->links, w->caplinks * sizeof *w->links);
-                if (w->links == NULL)
-                    vmc_archive_fail(500, "out of memory");
-            }
-            w->links[w->nlinks].dev = st->st_dev;
-            w->links[w->nlinks].ino = st->st_ino;
-            w->links[w->nlinks++].name = strdup(arc);
-        }
-    }
-    int fd = -1;
-    if (type == '0' && (fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0)
-        return; /* vanished or unreadable meanwhile: left out, as a changing tree allows */
-    char dirname[8192];
-    if (type == '5') {
-        snprintf(dirname, sizeof dirname, "%s/", arc);
-        arc = dirname;
-    }
-    if (vmc_tar_header(w->out, arc, st, type, target) < 0 || (fd >= 0 && vmc_tar_data(w->out, fd, (uint64_t)st->st_size) < 0))
-        _exit(1); /* the host went away */
-    if (fd >= 0)
-        close(fd);
-}
-
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Entry name in dirfd, rel its path in the container, arc its archive name
- * ("" for the root itself: not emitted). Recurses into directories. */
-static void walk(struct walk *w, int dirfd, const char *name, const char *rel, const char *arc, bool recurse)
-{
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return;
-    if (*arc)
-        emit_one(w, dirfd, name, rel, arc, &st);
-    if (!recurse || !S_ISDIR(st.st_mode))
-        return;
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || skip_contents(fd, rel)) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    DIR *d = fdopendir(dup(fd));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *de; d != NULL && (de = readdir(d)) != NULL;) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap && (names = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof *names)) == NULL)
-            vmc_archive_fail(500, "out of memory");
-        names[n++] = strdup(de->d_name);
-    }
-    if (d != NULL)
-        closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 0; i < n; i++) {
-        char *crel, *carc;
-        if (asprintf(&crel, "%s/%s", strcmp(rel, "/") == 0 ? "" : rel, names[i]) < 0 ||
-            asprintf(&carc, "%s%s%s", arc, *arc ? "/" : "", names[i]) < 0)
-            vmc_archive_fail(500, "out of memory");
-        walk(w, fd, names[i], crel, carc, true);
-        free(crel);
-        free(carc);
-        free(names[i]);
-    }
-    free(names);
-    close(fd);
-}
-
 /* GET: the stat line, then the tar of abs as Docker's TarResourceRebase names
  * it (a directory's entries under its base name, "." for a trailing "/."). */
 static void op_get(int root, const char *abs, bool want_data)
@@ -405,10 +271,10 @@ static void op_get(int root, const char *abs, bool want_data)
     char *base = go_base(abs), *canon = vmc_fd_path(fd);
     if (canon == NULL)
         vmc_archive_fail(500, "path of %s: %s", abs, strerror(errno));
-    struct walk w = {.out = 1, .root_dev = st.st_dev};
+    struct vmc_walk w = {.out = 1};
     const char *arc = strcmp(base, "/") == 0 ? "" : base;
     if (S_ISDIR(st.st_mode))
-        walk(&w, fd, ".", canon, arc, true);
+        vmc_walk(&w, fd, ".", canon, arc, true);
     else { /* canon has no symlink but maybe its last element */
         char *slash = strrchr(canon, '/');
         *slash = '\0';
@@ -416,7 +282,7 @@ static void op_get(int root, const char *abs, bool want_data)
         *slash = '/';
         if (dfd < 0)
             vmc_archive_fail(500, "open %s: %s", canon, strerror(errno));
-        walk(&w, dfd, slash + 1, canon, arc, true);
+        vmc_walk(&w, dfd, slash + 1, canon, arc, true);
     }
     if (vmc_tar_end(1) < 0)
         _exit(1);
@@ -427,9 +293,9 @@ static void op_get(int root, const char *abs, bool want_data)
  * stdin, each alone (a directory without its contents). */
 static void op_tree(int root, bool list, bool paths)
 {
-    struct walk w = {.out = 1, .list = list};
+    struct vmc_walk w = {.out = 1, .list = list};
     if (!paths)
-        walk(&w, root, ".", "/", "", true);
+        vmc_walk(&w, root, ".", "/", "", true);
     else {
         size_t cap = 65536, len = 0;
         char *buf = malloc(cap);
@@ -453,7 +319,7 @@ static void op_tree(int root, bool list, bool paths)
             free(dir);
             if (dfd < 0)
                 continue;
-            walk(&w, dfd, strrchr(p, '/') + 1, p, p + 1, false);
+            vmc_walk(&w, dfd, strrchr(p, '/') + 1, p, p + 1, false);
             close(dfd);
         }
         free(buf);
