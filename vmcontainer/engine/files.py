@@ -5,7 +5,8 @@ export``, ``docker diff`` and ``docker commit``. A mixin of ``Engine``.
 A running container's agent serves them in the container's own view (volumes
 and mounts included, for cp) or its rootfs (export, diff, commit: no mounts, as
 Docker's); a stopped one gets a maintenance boot (``engine/maintenance.py``).
-A paused one is refused: its agent is frozen with it.
+A paused one is refused (409), where Docker serves it: its agent is frozen with
+it, and resuming the VM would resume the container's processes too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from vmcontainer.engine.maintenance import MaintenanceVMs
 from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.start import Running
 from vmcontainer.engine.state import Status
-from vmcontainer.errors import Conflict, InvalidParameter, System
+from vmcontainer.errors import Conflict, System
 from vmcontainer.image.listing import parse
 from vmcontainer.image.staging import staging_dir
 
@@ -111,11 +112,12 @@ class FilesMixin:
                           no_overwrite_dir_non_dir: bool = False,
                           copy_uid_gid: bool = False) -> None:
         """Extract the tar ``body`` into the directory ``path``. Raises
-        ContainerFileNotFound, InvalidParameter ("extraction point is not a
-        directory", an archive that leaves it), System."""
+        ContainerFileNotFound, InvalidParameter (an archive that leaves ``path``),
+        System ("extraction point is not a directory", a read-only rootfs: Docker's
+        500s)."""
         c = self.ctx.store.find(ref)
-        if c.host_config.get("ReadonlyRootfs"):
-            raise InvalidParameter("container rootfs is marked read-only")
+        if c.host_config.get("ReadonlyRootfs"):  # Docker 20.10: 500, this text
+            raise System("container rootfs is marked read-only")
         req = {"op": "put", "path": path, "view": "container",
                "no_overwrite_dir_non_dir": no_overwrite_dir_non_dir,
                "copy_uid_gid": copy_uid_gid, "user": c.config.get("User") or ""}
