@@ -56,6 +56,12 @@ def test_cp_running_both_ways(daemon: Daemon, running: str, tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr
     cid = docker(daemon, "inspect", "-f", "{{.Id}}", running).stdout.strip()
     assert (tmp_path / "hostname").read_text() == cid[:12] + "\n"
+    # directories: renamed to a new destination, contents only with "/."
+    assert docker(daemon, "cp", f"{running}:/etc", str(tmp_path / "etcout")).returncode == 0
+    assert (tmp_path / "etcout" / "passwd").is_file()
+    (tmp_path / "dot").mkdir()
+    assert docker(daemon, "cp", f"{running}:/etc/.", str(tmp_path / "dot")).returncode == 0
+    assert (tmp_path / "dot" / "passwd").is_file() and not (tmp_path / "dot" / "etc").exists()
     print(f"docker cp running: into {into * 1000:.0f} ms, out {out * 1000:.0f} ms")
 
 
@@ -211,3 +217,26 @@ def test_cp_large_file_streams_both_ways(daemon: Daemon, running: str, tmp_path:
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "back").read_bytes() == data
     print(f"docker cp 32 MiB running: into {32 / into:.1f} MiB/s, out {32 / out:.1f} MiB/s")
+
+
+def test_cp_archive_owner_and_no_overwrite(daemon: Daemon, name: str, tmp_path: Path) -> None:
+    """``docker cp -a`` owns the files by the container's user (Docker's
+    copyUIDGID), root otherwise; the CLI's noOverwriteDirNonDir refuses to put a
+    file over a directory."""
+    r = docker(daemon, "run", "-d", "--user", "65534", "--name", name, "busybox", "sh", "-c",
+               "mkdir -p /tmp/d; sleep 600")
+    assert r.returncode == 0, r.stderr
+    try:
+        _wait_file(daemon, name, "/tmp/d")
+        (tmp_path / "owned").write_text("x")
+        (tmp_path / "rooted").write_text("y")
+        assert docker(daemon, "cp", "-a", str(tmp_path / "owned"), f"{name}:/tmp/").returncode == 0
+        assert docker(daemon, "cp", str(tmp_path / "rooted"), f"{name}:/tmp/").returncode == 0
+        r = docker(daemon, "exec", name, "stat", "-c", "%u %n", "/tmp/owned", "/tmp/rooted")
+        assert r.stdout == "65534 /tmp/owned\n0 /tmp/rooted\n", r.stderr
+        (tmp_path / "d").write_text("a file where a directory is")
+        r = docker(daemon, "cp", str(tmp_path / "d"), f"{name}:/tmp/")
+        assert r.returncode == 1
+        assert 'cannot overwrite directory "/tmp/d" with non-directory' in r.stderr
+    finally:
+        docker(daemon, "rm", "-f", name)
