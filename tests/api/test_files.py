@@ -150,6 +150,13 @@ def test_cp_stopped_container(daemon: Daemon, name: str, tmp_path: Path) -> None
         assert (tmp_path / "hostname").read_text() == cid[:12] + "\n"
         r = docker(daemon, "cp", f"{name}:/tmp/host.txt", str(tmp_path / "back.txt"))
         assert (tmp_path / "back.txt").read_text() == "into a stopped one\n", r.stderr
+        # a symlink to "/" made by the archive itself stays inside here too
+        client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
+        assert client.put_archive(name, "/tmp", _tar({"s/vmc-stopped-probe": b"p"},
+                                                     links={"s": "/"}))
+        assert not Path("/vmc-stopped-probe").exists()
+        r = docker(daemon, "cp", f"{name}:/vmc-stopped-probe", str(tmp_path / "probe"))
+        assert (tmp_path / "probe").read_text() == "p", r.stderr
         print(f"docker cp stopped: into {into * 1000:.0f} ms, out {out * 1000:.0f} ms")
     finally:
         docker(daemon, "rm", "-f", name)
@@ -175,9 +182,7 @@ def test_diff_export_commit(daemon: Daemon, name: str) -> None:
     image = "committed" + name
     try:
         lines = docker(daemon, "diff", name).stdout.splitlines()
-        assert "A /hello" in lines and "A /newdir" in lines and "A /newdir/f" in lines
-        assert "C /bin" in lines and "D /bin/ls" in lines
-        assert not any(" /proc" in line or " /etc/host" in line for line in lines), lines
+        assert lines == ["C /bin", "D /bin/ls", "A /hello", "A /newdir", "A /newdir/f"]
         export = subprocess.run(f"docker export {name} | tar t", shell=True,
                                 env=daemon.docker_env, capture_output=True, text=True,
                                 timeout=120)
