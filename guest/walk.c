@@ -84,13 +84,13 @@ static void emit_one(struct vmc_walk *w, int dirfd, const char *name, const char
     int fd = -1;
     if (type == '0' && (fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY)) < 0)
         return; /* vanished or unreadable meanwhile: left out, as a changing tree allows */
-    char dirname[8192];
-    if (type == '5') {
-        snprintf(dirname, sizeof dirname, "%s/", arc);
-        arc = dirname;
-    }
-    if (vmc_tar_header(w->out, arc, st, type, target) < 0 || (fd >= 0 && vmc_tar_data(w->out, fd, (uint64_t)st->st_size) < 0))
+    char *dirname = NULL;
+    if (type == '5' && asprintf(&dirname, "%s/", arc) < 0)
+        vmc_archive_fail(500, "out of memory");
+    if (vmc_tar_header(w->out, dirname ? dirname : arc, st, type, target) < 0 ||
+        (fd >= 0 && vmc_tar_data(w->out, fd, (uint64_t)st->st_size) < 0))
         _exit(1); /* the host went away */
+    free(dirname);
     if (fd >= 0)
         close(fd);
 }
