@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
@@ -40,6 +41,16 @@ log = logging.getLogger(__name__)
 LINGER_S = 5.0
 MEMORY_MIB = 256
 RUN_DIR = "maintenance"
+
+
+# What a maintenance boot needs of the config disk: the root filesystem and the
+# /etc files; no network, mounts or volumes (none are attached to it).
+_CONFIG_KEYS = ("id", "hostname", "hosts", "resolv_conf", "rootfs", "process")
+
+
+def maintenance_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The container's guest config trimmed to ``_CONFIG_KEYS``."""
+    return {key: config[key] for key in _CONFIG_KEYS if key in config}
 
 
 @dataclass
@@ -125,7 +136,7 @@ class MaintenanceVMs:
         run_dir.mkdir(exist_ok=True)
         for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
             (run_dir / stale).unlink(missing_ok=True)
-        write_config_disk(run_dir / "config.iso", guest_config(c))
+        write_config_disk(run_dir / "config.iso", maintenance_config(guest_config(c)))
         assets = self._ctx.boot_assets()
         return MachineSpec(
             name=f"vmc-{c.short_id}-m", kernel=assets.kernel, initramfs=assets.initramfs,
