@@ -245,3 +245,29 @@ def test_cp_archive_owner_and_no_overwrite(daemon: Daemon, name: str, tmp_path: 
         assert 'cannot overwrite directory "/tmp/d" with non-directory' in r.stderr
     finally:
         docker(daemon, "rm", "-f", name)
+
+
+def test_abandoned_get_kills_its_worker(daemon: Daemon, running: str) -> None:
+    """A client that goes away mid-archive: its guest worker is killed, not left
+    streaming to nobody (``docker top`` lists every guest process but the agent)."""
+    # sparse 64 GiB: its worker would stream for many minutes (and needs PAX's size)
+    assert docker(daemon, "exec", running, "truncate", "-s", "64G", "/tmp/zero").returncode == 0
+    client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
+
+    def workers() -> list[list[str]]:
+        procs = client.top(running)["Processes"]
+        return [p for p in procs if "sleep" not in p[-1] and "sh -c" not in p[-1]]
+
+    before = workers()
+    stream, stat = client.get_archive(running, "/tmp/zero", chunk_size=65536)
+    assert stat["size"] == 64 << 30
+    next(iter(stream))
+    assert len(workers()) == len(before) + 1  # the worker, blocked on a full channel
+    stream.close()  # type: ignore[attr-defined]
+    client.close()
+    client = dockerpy.APIClient(base_url=f"unix://{daemon.sock}", timeout=120)
+    for _ in range(100):
+        if len(workers()) == len(before):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"archive worker still there: {workers()}")

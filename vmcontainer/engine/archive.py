@@ -126,8 +126,11 @@ class ArchiveRequest:
         if self.error is not None or self._exit != 0:
             self._raise()
 
-    def close(self) -> None:
-        """Give up on the session (the client went away)."""
+    async def close(self) -> None:
+        """Done with the session; when it has not ended (the client went away
+        mid-stream), its worker is killed rather than left streaming to nobody."""
+        if not self._ended and self._exit is None and self._session:
+            await self._sessions.send_json(MsgType.SIGNAL, {"signal": 9}, self._session)
         self._sessions.forget(self._session)
 
     def _raise(self) -> None:

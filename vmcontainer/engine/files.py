@@ -77,7 +77,7 @@ class FilesMixin:
                     try:
                         yield r
                     finally:
-                        r.close()
+                        await asyncio.shield(r.close())
                     return
             await self._ended(c.id)
             c = self.ctx.store.find(ref)
