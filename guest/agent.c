@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "channel.h"
 #include "config.h"
 #include "container.h"
@@ -315,6 +316,7 @@ int main(void)
                                                                  sizeof cfg.mounts[i].dev) < 0)
             start_error(VMC_EXIT_SETUP_FAILED, "volume: no virtio-blk disk with serial \"%s\" in /sys/block",
                         cfg.mounts[i].source);
+    vmc_sessions_set_rootfs(NEWROOT);
 
     mkdir("/run", 0755);
     if (mkdir(RUN_DIR, 0755) < 0 && errno != EEXIST)
@@ -324,6 +326,13 @@ int main(void)
         .hosts = write_etc_file("hosts", cfg.hosts, ""),
         .resolv_conf = write_etc_file("resolv.conf", cfg.resolv_conf, ""),
     };
+    if (cmdline_has("vmcontainer.maintenance=1")) {
+        /* docker cp/export/diff/commit of a stopped container: its disks, no
+         * process (PROTOCOL.md, "Maintenance boot"). */
+        vmc_archive_set_etc_files(etc.hostname, etc.hosts, etc.resolv_conf);
+        vmc_info("maintenance boot: serving ARCHIVE requests only");
+        vmc_sessions_serve_maintenance();
+    }
 
     long oom_before = oom_kills();
     struct vmc_spawned st;

@@ -25,6 +25,7 @@
 #define VMC_MSG_START_ERROR 0x06
 #define VMC_MSG_LOG 0x07
 #define VMC_MSG_PROCESSES 0x08
+#define VMC_MSG_ARCHIVE_INFO 0x09
 #define VMC_MSG_SYNCED 0x0e
 
 /* Host to guest. */
@@ -33,6 +34,7 @@
 #define VMC_MSG_RESIZE 0x83
 #define VMC_MSG_EXEC 0x84
 #define VMC_MSG_TOP 0x85
+#define VMC_MSG_ARCHIVE 0x86
 #define VMC_MSG_SYNC 0x8a
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "channel.h"
 #include "config.h"
 #include "exec.h"
@@ -34,6 +35,7 @@ struct session {
     uint16_t id;
     pid_t pid;
     bool exited, stdin_open, stdin_eof; /* stdin_eof: close stdin once the buffer drained */
+    bool archive; /* an ARCHIVE worker: its stderr goes out as ARCHIVE_INFO */
     int status;
     int out_fd, err_fd, in_fd, pty_fd;
     uint8_t *in;
@@ -46,6 +48,10 @@ static int sig_fd = -1;
 static struct session *sessions; /* the main session is the last */
 static pid_t main_pid;
 static bool main_running;
+static bool maintenance; /* no container process: ARCHIVE only (vmc_sessions_serve_maintenance) */
+static const char *rootfs_path = "/";
+
+void vmc_sessions_set_rootfs(const char *path) { rootfs_path = path; }
 
 void vmc_sessions_init(struct vmc_channel *ch, int fd)
 {
@@ -156,6 +162,46 @@ static void on_exec(uint16_t id, const uint8_t *payload, size_t len)
     vmc_send_json(VMC_MSG_STARTED, id, started);
 }
 
+static void on_archive(uint16_t id, const uint8_t *payload, size_t len)
+{
+    char err[64];
+    if (!main_running && !maintenance) {
+        vmc_send_start_error(id, VMC_EXIT_CANNOT_EXECUTE, "container is not running");
+        return;
+    }
+    if (id == VMC_MAIN_SESSION || find(id) != NULL) {
+        snprintf(err, sizeof err, "session %u is in use", id);
+        vmc_send_start_error(id, VMC_EXIT_SETUP_FAILED, err);
+        return;
+    }
+    json_object *req = vmc_json_parse(payload, len);
+    if (req == NULL || !json_object_is_type(req, json_type_object)) {
+        json_object_put(req);
+        vmc_send_start_error(id, VMC_EXIT_SETUP_FAILED, "ARCHIVE: not a JSON object");
+        return;
+    }
+    struct vmc_spawned st;
+    int rc = vmc_archive_start(req, maintenance ? 0 : main_pid, rootfs_path, &st);
+    json_object_put(req);
+    if (rc != 0) {
+        vmc_send_start_error(id, VMC_EXIT_SETUP_FAILED, st.message);
+        return;
+    }
+    struct session *s = add(id, &st, true);
+    if (s == NULL) {
+        kill(st.pid, SIGKILL);
+        close(st.out_fd);
+        close(st.err_fd);
+        close(st.in_fd);
+        vmc_send_start_error(id, VMC_EXIT_SETUP_FAILED, "out of memory");
+        return;
+    }
+    s->archive = true;
+    json_object *started = json_object_new_object();
+    json_object_object_add(started, "pid", json_object_new_int(st.pid));
+    vmc_send_json(VMC_MSG_STARTED, id, started);
+}
+
 static void on_stdin(struct session *s, const uint8_t *payload, size_t len)
 {
     uint8_t eof;
@@ -205,6 +251,10 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
          * shares first, as it would sit in the host's page cache under Docker. */
         sync();
         vmc_send_json(VMC_MSG_SYNCED, id, json_object_new_object());
+        return;
+    }
+    if (type == VMC_MSG_ARCHIVE) {
+        on_archive(id, payload, len);
         return;
     }
     if (type == VMC_MSG_TOP) {
@@ -310,18 +360,11 @@ static bool close_finished(struct session *main_s)
         vmc_send_json(VMC_MSG_EXIT, s->id, vmc_exit_json(s->status, 0));
         drop(s);
     }
-    return sessions == main_s && main_s->exited && main_s->out_fd < 0 && main_s->err_fd < 0;
+    return main_s != NULL && sessions == main_s && main_s->exited && main_s->out_fd < 0 && main_s->err_fd < 0;
 }
 
-int vmc_sessions_serve(const struct vmc_spawned *st, int stdin_open)
+static void serve(struct session *m)
 {
-    main_pid = st->pid;
-    main_running = true;
-    struct session *m = add(VMC_MAIN_SESSION, st, stdin_open);
-    if (m == NULL) {
-        vmc_error("%s", "out of memory for the main session");
-        abort();
-    }
     bool host_gone = false;
     int64_t host_retry = 0;
     struct pollfd *p = NULL;
@@ -374,7 +417,8 @@ int vmc_sessions_serve(const struct vmc_spawned *st, int stdin_open)
             struct session *s = who[i];
             if (p[i].revents && s->out_fd >= 0 && !forward(s, s->out_fd, VMC_MSG_STDOUT))
                 close_fd(&s->out_fd);
-            if (p[i + 1].revents && s->err_fd >= 0 && !forward(s, s->err_fd, VMC_MSG_STDERR))
+            if (p[i + 1].revents && s->err_fd >= 0 &&
+                !forward(s, s->err_fd, s->archive ? VMC_MSG_ARCHIVE_INFO : VMC_MSG_STDERR))
                 close_fd(&s->err_fd);
             if (p[i + 2].revents)
                 feed(s);
@@ -384,9 +428,28 @@ int vmc_sessions_serve(const struct vmc_spawned *st, int stdin_open)
             host_retry = vmc_now_ms() + 1000;
         }
     }
-    int status = m->status;
-    drop(m);
     free(p);
     free(who);
+}
+
+int vmc_sessions_serve(const struct vmc_spawned *st, int stdin_open)
+{
+    main_pid = st->pid;
+    main_running = true;
+    struct session *m = add(VMC_MAIN_SESSION, st, stdin_open);
+    if (m == NULL) {
+        vmc_error("%s", "out of memory for the main session");
+        abort();
+    }
+    serve(m);
+    int status = m->status;
+    drop(m);
     return status;
+}
+
+void vmc_sessions_serve_maintenance(void)
+{
+    maintenance = true;
+    serve(NULL);
+    abort(); /* serve(NULL) never ends */
 }

@@ -26,4 +26,12 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t session, const uint8
  * process's wait status. The fds of st are the loop's (closed by it). */
 int vmc_sessions_serve(const struct vmc_spawned *main, int stdin_open);
 
+/* Where ARCHIVE workers find the root filesystem in the agent's own mount
+ * namespace (the agent's mount of it, no container mounts on top). */
+void vmc_sessions_set_rootfs(const char *path);
+
+/* Maintenance boot (vmcontainer.maintenance=1): no container process; serve
+ * ARCHIVE (and TOP) sessions until the host ends the VM. Never returns. */
+void vmc_sessions_serve_maintenance(void) __attribute__((noreturn));
+
 #endif

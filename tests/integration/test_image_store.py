@@ -305,7 +305,8 @@ def test_rootfs_disk_is_built_once(store: ImageStore,
     inode = results[0].stat().st_ino
     assert store.rootfs_disk(image).stat().st_ino == inode
     assert sorted(p.name for p in (store.root / "rootfs").iterdir()) == [
-        results[0].name, results[0].with_suffix(".lock").name]
+        results[0].name, results[0].with_suffix(".list").name,  # the tree, for docker diff
+        results[0].with_suffix(".lock").name]
     assert os.listdir(store.tmp_dir) == []
     store.remove("busybox")
     assert sorted(os.listdir(store.root / "rootfs")) == []

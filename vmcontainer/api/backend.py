@@ -4,7 +4,8 @@ implements all of them; the routes never import it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -93,6 +94,26 @@ class VolumeBackend(Protocol):
                      anonymous_only: bool) -> dict[str, Any]: ...
 
 
+class ContainerFiles(Protocol):
+    async def archive_stat(self, ref: str, path: str) -> dict[str, Any]: ...
+
+    def archive_get(self, ref: str, path: str) -> contextlib.AbstractAsyncContextManager[
+            tuple[dict[str, Any], AsyncIterator[bytes]]]: ...
+
+    async def archive_put(self, ref: str, path: str, body: AsyncIterator[bytes],
+                          no_overwrite_dir_non_dir: bool = False,
+                          copy_uid_gid: bool = False) -> None: ...
+
+    def export(self, ref: str) -> contextlib.AbstractAsyncContextManager[
+            AsyncIterator[bytes]]: ...
+
+    async def changes(self, ref: str) -> list[dict[str, Any]]: ...
+
+    async def commit(self, ref: str, reference: str | None = None, comment: str = "",
+                     author: str = "", changes: Sequence[str] = (),
+                     config: dict[str, Any] | None = None) -> str: ...
+
+
 class SystemBackend(Protocol):
     ctx: EngineContext
     events: EventBus
@@ -101,7 +122,7 @@ class SystemBackend(Protocol):
 
 
 class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, ContainerProcesses,
-                    VolumeBackend, SystemBackend, Protocol):
+                    VolumeBackend, ContainerFiles, SystemBackend, Protocol):
     """Everything the application needs; ``make_app`` takes one of these."""
 
 

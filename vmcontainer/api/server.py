@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from vmcontainer.api import (
+    archive,
     auth,
     container_streams,
     containers,
@@ -60,7 +61,7 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
     for module in (system, auth, distribution, events, containers, container_streams,
-                   processes, images, volumes):
+                   processes, images, volumes, archive):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

@@ -25,8 +25,10 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import create_container
 from vmcontainer.engine.events import EventBus, container_event
 from vmcontainer.engine.execs import ExecManager
+from vmcontainer.engine.files import FilesMixin
 from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
+from vmcontainer.engine.maintenance import MaintenanceVMs
 from vmcontainer.engine.mounts import inspect_mounts, remove_anonymous
 from vmcontainer.engine.names import validate_name
 from vmcontainer.engine.output import OutputMixin
@@ -61,7 +63,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 
@@ -76,6 +78,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
         self.restarts = Restarts(ctx, self._boot)
         self.execs = ExecManager(self._running.get)
         self.health = HealthMonitor(ctx, self.execs, self._publish)
+        self.maintenance = MaintenanceVMs(ctx)
 
     # -- reading --------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
 
     async def _boot(self, c: Container) -> None:
         """Boot ``c`` (created, exited or restarting) and watch it."""
+        await self.maintenance.release(c.id)  # its disk is the container's now
         output = self._outputs.setdefault(c.id, Broadcast())
         try:
             running = await start_container(self.ctx, c.id, output.publish)
@@ -335,6 +339,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin):
     async def _remove_now(self, cid: str, volumes: bool = True) -> None:
         """Remove the container; with ``volumes`` (``rm -v``, ``--rm``) its
         anonymous volumes too."""
+        await self.maintenance.release(cid)
         try:
             c = self.ctx.store.load(cid)
         except ContainerNotFound:  # already gone (auto-remove raced a client)

@@ -16,6 +16,7 @@ from typing import Any
 from vmcontainer.engine.broadcast import Broadcast
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.health import HealthMonitor
+from vmcontainer.engine.maintenance import MaintenanceVMs
 from vmcontainer.engine.restart import Restarts
 from vmcontainer.engine.start import Running, adopt_container
 from vmcontainer.engine.state import Status
@@ -33,6 +34,7 @@ class RecoveryMixin:
     _outputs: dict[str, Broadcast]
     _tasks: set[asyncio.Task[None]]
     health: HealthMonitor
+    maintenance: MaintenanceVMs
     restarts: Restarts
     start: Callable[[str], Awaitable[None]]
     _watch: Callable[[str, Running, Broadcast], Awaitable[None]]
@@ -81,8 +83,10 @@ class RecoveryMixin:
         return [cid for cid in started if cid]
 
     async def close(self) -> None:
-        """Stop watching (VMs keep running, for ``adopt`` by the next daemon)."""
+        """Stop watching (VMs keep running, for ``adopt`` by the next daemon;
+        maintenance VMs are stopped)."""
         await self.health.close()
+        await self.maintenance.close()
         for task in [*self._tasks, *self.restarts.tasks()]:
             task.cancel()
         for running in list(self._running.values()):

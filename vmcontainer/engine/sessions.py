@@ -52,6 +52,15 @@ class Sessions:
                               MsgType.SYNCED):
                 q.put_nowait(None)
 
+    async def drained(self, session: int, limit: int = 64, poll_s: float = 0.002) -> None:
+        """Wait while more than ``limit`` frames of ``session`` wait for their
+        reader (a slow ``docker cp`` client): the caller, the one frame reader,
+        then stops reading the port, and virtio-serial holds the guest's writes."""
+        q = self._queues.get(session)
+        while q is not None and q.qsize() > limit and not self.closed \
+                and self._queues.get(session) is q:
+            await asyncio.sleep(poll_s)
+
     async def next(self, session: int) -> Frame | None:
         """The next frame of ``session``; None once it has ended (again on every
         later call)."""
@@ -59,6 +68,17 @@ class Sessions:
         if q is None:
             return None
         frame = await q.get()
+        if frame is None:
+            q.put_nowait(None)
+        return frame
+
+    def poll(self, session: int) -> Frame | None:
+        """The next frame of ``session`` if one is waiting (None otherwise, and once
+        the session ended); never blocks."""
+        q = self._queues.get(session)
+        if q is None or q.empty():
+            return None
+        frame = q.get_nowait()
         if frame is None:
             q.put_nowait(None)
         return frame

@@ -268,6 +268,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
         async for frame in link.frames():
             if frame.session:
                 running.sessions.deliver(frame)
+                await running.sessions.drained(frame.session)  # flow control (docker cp)
             elif frame.type in (MsgType.STDOUT, MsgType.STDERR):
                 output(frame)
             elif frame.type == MsgType.EXIT:

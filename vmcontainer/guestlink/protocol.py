@@ -36,12 +36,14 @@ class MsgType(enum.IntEnum):
     START_ERROR = 0x06
     LOG = 0x07
     PROCESSES = 0x08
+    ARCHIVE_INFO = 0x09
     SYNCED = 0x0E
     SIGNAL = 0x81
     STDIN = 0x82
     RESIZE = 0x83
     EXEC = 0x84
     TOP = 0x85
+    ARCHIVE = 0x86
     SYNC = 0x8A
 
 

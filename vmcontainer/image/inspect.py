@@ -53,7 +53,7 @@ def inspect_image(image: Image, base_disk: Path | None = None) -> dict[str, Any]
         "Id": image.id,
         "RepoTags": list(image.repo_tags),
         "RepoDigests": list(image.repo_digests),
-        "Parent": "",
+        "Parent": str(config.get("parent") or ""),  # docker commit's (moby image.V1Image)
         "Comment": config.get("comment") or "",
         "Created": image.created or ZERO_TIME,
         "Container": config.get("container") or "",

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vmcontainer.image.layers import apply_layers
+from vmcontainer.image.listing import write_listing
 from vmcontainer.image.staging import staging_dir
 from vmcontainer.image.tools import run
 
@@ -161,6 +162,7 @@ def build_disk(layers: Sequence[Path], labels: Sequence[str], dest: Path, workdi
         tree.mkdir()
         os.chmod(tree, 0o755)  # "/" of the image unless a layer says otherwise; not umask's
         apply_layers(tree, layers, labels)
+        write_listing(tree, dest.with_suffix(".list"))  # docker diff/commit compare with it
         applied = time.monotonic()
         content, inodes = measure(tree)
         size, inode_count = disk_geometry(content, inodes, free_bytes)

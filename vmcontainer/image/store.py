@@ -296,6 +296,7 @@ class ImageStore(RegistryTransferMixin):
         lock = disk.with_suffix(".lock")
         with file_lock(lock):
             disk.unlink(missing_ok=True)
+            disk.with_suffix(".list").unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
 
     def prune_rootfs(self, in_use: Collection[str]) -> builtins.list[Path]:
@@ -337,3 +338,46 @@ class ImageStore(RegistryTransferMixin):
 
                 return rootfs.build_disk(layers, labels, disk, self.tmp_dir,
                                          self.rootfs_free_bytes or rootfs.DEFAULT_FREE_BYTES)
+
+    def rootfs_listing(self, image: Image) -> bytes:
+        """The listing of ``image``'s root filesystem (:mod:`vmcontainer.image.listing`),
+        as recorded when its base disk was built, or made now from its layers (and
+        kept). Raises as :meth:`rootfs_disk`."""
+        disk = self.rootfs_disk(image)
+        listing = disk.with_suffix(".list")
+        with file_lock(disk.with_suffix(".lock")):
+            if not listing.exists():
+                with self.layout.locked(shared=True):
+                    entry = self._catalog().get(image.id)
+                    if entry is None:
+                        raise ImageNotFound(image.id)
+                    layers = [self.layout.blob_path(d.digest) for d in entry.info.layers]
+                    labels = [d.digest for d in entry.info.layers]
+                from vmcontainer.image.layers import apply_layers
+                from vmcontainer.image.listing import write_listing
+
+                with staging_dir(self.tmp_dir, "listing-") as tmp:
+                    tree = tmp / "tree"
+                    tree.mkdir()
+                    apply_layers(tree, layers, labels)
+                    write_listing(tree, listing)
+        return listing.read_bytes()
+
+    def commit(self, parent: Image, layer: Path, run_config: Mapping[str, Any],
+               reference: str | None = None, comment: str = "", author: str = "",
+               created_by: str = "") -> str:
+        """``docker commit``: add ``parent`` + the layer tar ``layer`` (moved into the
+        store) with ``run_config`` (a container config) as a new image, tagged
+        ``reference``. Returns its ID. Raises InvalidReference, ImageNotFound."""
+        ref = normalize(reference) if reference else None
+        if ref is not None and ref.digest is not None:
+            raise InvalidReference("refusing to create a tag with a digest reference")
+        with staging_dir(self.tmp_dir, "commit-") as staging:
+            from vmcontainer.image.commit import stage_commit
+
+            staged = stage_commit(staging, layer, parent.id, self._config(parent.id),
+                                  self._manifest(parent.manifest_digest), run_config, ref,
+                                  comment, author, created_by)
+            self._commit([staged])
+        log.info("committed %s", staged.config_digest, extra={"op": "commit", "status": "ok"})
+        return staged.config_digest

@@ -124,7 +124,7 @@ class NoDefaults:
         _sub(devices, "memballoon", model="none")
 
 
-Device = Disk | Channel | Console | Rng | NoDefaults
+Device = Disk | Filesystem | Channel | Console | Rng | NoDefaults
 
 
 @dataclass(frozen=True)
