@@ -154,3 +154,20 @@ def test_stop_signal_and_timeout(daemon: Daemon, name: str) -> None:
     state = json.loads(docker(daemon, "inspect", name).stdout)[0]["State"]
     assert state["ExitCode"] == 5, state
     docker(daemon, "rm", name)
+
+
+def test_import_with_changes(daemon: Daemon, tmp_path: Path) -> None:
+    """``docker import --change``: Dockerfile instructions set the image's config."""
+    from imagebuild import busybox_rootfs_tar
+
+    tarball = tmp_path / "rootfs.tar"
+    tarball.write_bytes(busybox_rootfs_tar(["sh", "echo"]))
+    r = docker(daemon, "import", "--change", 'CMD ["echo", "hi"]', "--change", "ENV A=1 B=2",
+               "--change", "WORKDIR /tmp", "--change", "EXPOSE 80", str(tarball), "changed:1")
+    assert r.returncode == 0, r.stderr
+    config = json.loads(docker(daemon, "image", "inspect", "changed:1").stdout)[0]["Config"]
+    assert config["Cmd"] == ["echo", "hi"] and config["WorkingDir"] == "/tmp"
+    assert {"A=1", "B=2"} <= set(config["Env"]) and config["ExposedPorts"] == {"80/tcp": {}}
+    r = docker(daemon, "import", "--change", "FROM x", str(tarball), "changed:2")
+    assert r.returncode == 1 and "FROM is not a valid change command" in r.stderr, r.stderr
+    assert docker(daemon, "image", "inspect", "changed:2").returncode == 1

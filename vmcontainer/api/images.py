@@ -285,15 +285,16 @@ async def push(request: web.Request) -> web.StreamResponse:
 async def _import(request: web.Request, source: str) -> web.StreamResponse:
     if source != "-":
         raise InvalidParameter("importing from a URL is not supported by vmcontainer yet")
-    if request.query.getall("changes", []):
-        raise InvalidParameter("import --change is not supported by vmcontainer yet")
+    from vmcontainer.image.commit import apply_changes
+
+    changes = apply_changes({}, request.query.getall("changes", [])) or None
     repo, tag_ = params.text(request, "repo"), params.text(request, "tag")
     reference = (f"{repo}:{tag_}" if tag_ else repo) or None
     store = engine(request).ctx.images
     with staging_dir(store.tmp_dir, "api-import-") as staging:
         tarball = staging / "rootfs.tar"
         await _receive(request, tarball)
-        image_id = await asyncio.to_thread(store.import_rootfs, tarball, reference, None,
+        image_id = await asyncio.to_thread(store.import_rootfs, tarball, reference, changes,
                                            params.text(request, "message"))
     return await _stream_lines(request, [{"status": image_id}])
 
