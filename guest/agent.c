@@ -309,6 +309,9 @@ int main(void)
 
     struct vmc_config cfg;
     read_config(&cfg);
+    char net_err[256];
+    if (vmc_net_apply(&cfg.network, net_err, sizeof net_err) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "%s", net_err);
     mount_rootfs(&cfg);
 
     mkdir("/run", 0755);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "net.h"
+
 /* A process to start: "process" of the config, or the payload of EXEC. */
 struct vmc_process {
     char **args; /* NULL-terminated, at least one */
@@ -32,6 +34,7 @@ struct vmc_config {
     char *rootfs_fstype; /* default "ext4" */
     bool rootfs_readonly;
     struct vmc_process process;
+    struct vmc_net_config network; /* "network": the NICs; none when absent */
 };
 
 /* Parse text (len bytes). 0, or -1 with a message in err (the config is then

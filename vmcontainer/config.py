@@ -31,7 +31,9 @@ class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
     ``memory_mib``/``vcpus``: VM size when the container asks for none;
     ``insecure_registries``: daemon.json ``insecure-registries``;
-    ``registry_certs_dir``: daemon.json ``registry-certs-dir``."""
+    ``registry_certs_dir``: daemon.json ``registry-certs-dir``; ``bind_ip``: where
+    a published port without a host IP listens (Docker's ``--ip``; Docker's default
+    is 0.0.0.0, vmcontainer's loopback: DESIGN.md "Networking")."""
 
     root: Path
     boot_dir: Path
@@ -39,6 +41,7 @@ class Settings:
     vcpus: int = DEFAULT_VCPUS
     insecure_registries: tuple[str, ...] = ()
     registry_certs_dir: str = ""
+    bind_ip: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls) -> Settings:

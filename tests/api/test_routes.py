@@ -125,7 +125,6 @@ def test_create_malformed(daemon: Daemon, raw: bytes, ctype: str, message: str) 
 
 def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
     for host, what in (({"Binds": ["/a:/b"]}, "bind mounts"),
-                       ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "ports"),
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
         assert r.status == 400 and what in r.message and "not supported" in r.message
@@ -140,7 +139,9 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
                                    "strings, got object"),
             ({"Cmd": ["a\u0000b"]}, 'invalid value for "Cmd": contains a NUL byte'),
             ({"HostConfig": {"ReadonlyRootfs": True}}, "read-only root filesystem"),
-            ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared")):
+            ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared"),
+            ({"HostConfig": {"NetworkMode": "host"}}, "no network namespace shared"),
+            ({"HostConfig": {"PortBindings": {"80/sctp": []}}}, "invalid proto: sctp")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", **body})
         assert r.status == 400 and message in r.message, r.message
     r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.state import State
+from vmcontainer.network.usermode import stopped_settings
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class Container:
     ``restart_count`` counts restarts by the restart policy since the last explicit
     start; ``manually_stopped`` is moby's HasBeenManuallyStopped (set by ``docker
     stop``/``kill``, cleared by ``docker start``): an ``unless-stopped`` container
-    so marked is not started again when the daemon starts."""
+    so marked is not started again when the daemon starts. ``network_settings`` is
+    Docker's NetworkSettings of the last start (addresses, bound ports)."""
 
     id: str
     name: str
@@ -36,6 +38,7 @@ class Container:
     restart_count: int = 0
     boot: dict[str, Any] = field(default_factory=dict)
     manually_stopped: bool = False
+    network_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -51,6 +54,7 @@ class Container:
             "host_config": self.host_config, "state": self.state.to_json(),
             "restart_count": self.restart_count, "boot": self.boot,
             "manually_stopped": self.manually_stopped,
+            "network_settings": self.network_settings,
         }
 
     @classmethod
@@ -61,6 +65,7 @@ class Container:
             host_config=d["host_config"], state=State.from_json(d["state"]),
             restart_count=d.get("restart_count", 0), boot=d.get("boot", {}),
             manually_stopped=d.get("manually_stopped", False),
+            network_settings=d.get("network_settings") or {},
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:
@@ -91,9 +96,14 @@ class Container:
             },
             "Mounts": [],
             "Config": self.config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
-                "Networks": {},
-            },
+            "NetworkSettings": current_settings(self),
             "VM": self.boot,
         }
+
+
+def current_settings(c: Container) -> dict[str, Any]:
+    """NetworkSettings as inspect shows them: the last start's while the VM runs
+    (running, paused, restarting), the network without addresses otherwise."""
+    if c.state.running and c.network_settings:
+        return c.network_settings
+    return stopped_settings(c.host_config.get("NetworkMode") or "none")

@@ -53,3 +53,7 @@ class ContainerSpec:
     healthcheck: dict[str, object] | None = None  # Docker's HealthConfig; None: the image's
     resources: dict[str, Any] = field(default_factory=dict)  # other HostConfig resources given
     log_options: dict[str, str] = field(default_factory=dict)  # HostConfig.LogConfig.Config
+    network_mode: str = "default"  # "default", "bridge", "none" or a network name
+    port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # Docker's
+    publish_all: bool = False  # docker run -P
+    exposed_ports: tuple[str, ...] = ()  # "80/tcp" items, besides the image's

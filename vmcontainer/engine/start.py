@@ -20,6 +20,7 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import vm_size
 from vmcontainer.engine.logs import JsonFileWriter
 from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
+from vmcontainer.engine.netstart import NetworkPlan, plan_network
 from vmcontainer.engine.process import process_env
 from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.state import Status, now_rfc3339
@@ -81,8 +82,9 @@ class Running:
                                           session)
 
 
-def guest_config(c: Container) -> dict[str, Any]:
-    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``."""
+def guest_config(c: Container, network: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``;
+    ``network`` its NICs (NetworkPlan.guest)."""
     cfg = c.config
     hostname = cfg["Hostname"]
     hc = c.host_config
@@ -106,6 +108,7 @@ def guest_config(c: Container) -> dict[str, Any]:
             "init": bool(c.host_config.get("Init")),
             "groups": list(hc.get("GroupAdd") or []),
         },
+        **({"network": network} if network is not None else {}),
     }
 
 
@@ -130,10 +133,15 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
         raise NotModified(f"container {c.name} is already running")
     directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()
-    write_config_disk(directory / "config.iso", guest_config(c))
+    try:
+        net = plan_network(c, ctx.settings.bind_ip)
+    except Exception as err:
+        _record_start_failure(ctx, c, err)
+        raise
+    write_config_disk(directory / "config.iso", guest_config(c, net.guest))
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
-    spec = machine_spec(ctx, c, assets.kernel, assets.initramfs)
+    spec = machine_spec(ctx, c, assets.kernel, assets.initramfs, net)
     memory_mib, vcpus = spec.memory_mib, spec.vcpus
     t0 = time.monotonic()
     machine = await ctx.backend.start(spec)
@@ -152,14 +160,16 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     state = c.state.move(Status.RUNNING, pid=machine.pid or 0, exit_code=0, error="",
                          oom_killed=False, started_at=now_rfc3339(),
                          finished_at=c.state.finished_at)
-    c = ctx.update(c.id, state=state, boot=boot)
+    c = ctx.update(c.id, state=state, boot=boot, network_settings=net.settings)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
     return running
 
 
-def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path) -> MachineSpec:
-    """The MachineSpec of container ``c``'s VM."""
+def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path,
+                 net: NetworkPlan | None = None) -> MachineSpec:
+    """The MachineSpec of container ``c``'s VM (``net``: its NICs; none when
+    adopting a VM that runs already)."""
     directory = ctx.store.dir(c.id)
     memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
     return MachineSpec(
@@ -168,6 +178,7 @@ def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path
         disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
                DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
         channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+        nics=net.nics if net else (),
     )
 
 

@@ -80,6 +80,8 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -
             "-blockdev", f"driver={disk.format},node-name=disk{i},file=file{i},read-only={ro}",
             "-device", f"{_device('blk', mt)},drive=disk{i},serial={disk.serial}",
         ]
+    for nic in spec.nics:
+        argv += nic.qemu_args(_device("net", mt))
     return argv
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.vm.nic import NicSpec
 
 MIN_MEMORY_MIB = 64
 
@@ -66,6 +67,7 @@ class MachineSpec:
     run_dir: Path
     disks: tuple[DiskSpec, ...] = ()
     channels: tuple[ChannelSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
     machine_type: str = "microvm"
     extra_cmdline: tuple[str, ...] = field(default=())
 
@@ -80,3 +82,5 @@ class MachineSpec:
             raise InvalidParameter(f"unsupported machine type {self.machine_type!r}")
         if len({d.serial for d in self.disks}) != len(self.disks):
             raise InvalidParameter("disk serials must be unique")
+        if len({n.id for n in self.nics}) != len(self.nics):
+            raise InvalidParameter("NIC ids must be unique")
