@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -201,3 +202,32 @@ def write_docker_archive(path: Path, layers: Sequence[bytes], repo_tags: Sequenc
     """
     return write_docker_archive_multi(
         path, [ArchiveImage(layers, repo_tags, config, created, history)])[0]
+
+
+CACHE = Path("/var/tmp/vmcontainer-test-images")
+
+
+def _apt_sources() -> Path:
+    for p in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
+        if p.is_file() and p.read_text().strip():
+            return p
+    raise RuntimeError("no apt sources on this machine for mmdebstrap")
+
+
+def debian_rootfs(packages: tuple[str, ...] = ()) -> Path:
+    """A Debian bookworm minbase rootfs tarball from mmdebstrap with the machine's own
+    apt sources, cached in /var/tmp for the day (CI machines start empty)."""
+    import datetime
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name = "-".join(("bookworm", *packages, datetime.date.today().isoformat())) + ".tar"
+    out = CACHE / name
+    if not out.is_file():
+        cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "--format=tar"]
+        if packages:
+            cmd.append("--include=" + ",".join(packages))
+        tmp = out.with_suffix(".partial")
+        subprocess.run([*cmd, "bookworm", str(tmp), str(_apt_sources())], check=True,
+                       timeout=1200)
+        tmp.rename(out)
+    return out

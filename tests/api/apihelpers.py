@@ -47,10 +47,14 @@ class Daemon:
     """A ``python -m vmcontainer daemon`` subprocess on ``sock`` with data root
     ``root``; its stderr goes to ``log``."""
 
-    def __init__(self, root: Path, sock: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, sock: Path, extra: tuple[str, ...] = (),
+                 prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        """``prefix``: a command the daemon runs under (``ip netns exec NS``);
+        ``env``: more environment variables."""
         self.root, self.sock = root, sock
+        self.prefix = prefix
         self.log = root.parent / (root.name + "-daemon.log")
-        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root)}
+        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root), **(env or {})}
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,7 +65,7 @@ class Daemon:
     def start(self, timeout: float = 120) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{self.sock}",
+                [*self.prefix, sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{self.sock}",
                  *self.extra], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

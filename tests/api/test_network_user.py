@@ -6,13 +6,15 @@ Each container is a real VM; traffic stays on the host's loopback."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
-from apihelpers import Daemon
+from apihelpers import Daemon, remove_all_containers
 
 pytestmark = pytest.mark.vm
 
@@ -140,3 +142,27 @@ def test_unknown_network_is_not_found_at_start(daemon: Daemon, name: str) -> Non
     r = docker(daemon, "run", "--name", name, "--network", "nosuchnet", "busybox", "true")
     assert r.returncode == 125 and "network nosuchnet not found" in r.stderr, r.stderr
     docker(daemon, "rm", name)
+
+
+def test_published_port_survives_a_daemon_restart(tmp_path: Path, busybox_archive: Path) -> None:
+    """The hypervisor holds the forward: SIGKILL the daemon, the port still answers,
+    and the new daemon shows it (inspect, docker port); rm frees it."""
+    d = Daemon(tmp_path / "root", tmp_path / "d.sock")
+    d.start()
+    port = free_port()
+    try:
+        assert d.request("POST", "/images/load", busybox_archive.read_bytes()).status == 200
+        r = docker(d, "run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:80", "busybox",
+                   "sh", "-c", HTTPD)
+        assert r.returncode == 0, r.stderr
+        assert fetch(f"http://127.0.0.1:{port}/").startswith(b"hello-")
+        d.stop(signal.SIGKILL)
+        assert fetch(f"http://127.0.0.1:{port}/").startswith(b"hello-")
+        d.start()
+        assert fetch(f"http://127.0.0.1:{port}/").startswith(b"hello-")
+        assert docker(d, "port", "web").stdout == f"80/tcp -> 127.0.0.1:{port}\n"
+        assert docker(d, "rm", "-f", "web").returncode == 0
+        assert is_free(port)
+    finally:
+        remove_all_containers(d)
+        d.stop()

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from imagebuild import busybox_rootfs_tar, write_docker_archive
+from imagebuild import busybox_rootfs_tar, debian_rootfs, write_docker_archive
 
 BUSYBOX = Path("/bin/busybox")
-CACHE = Path("/var/tmp/vmcontainer-test-images")
 
 
 @dataclass
@@ -106,32 +105,6 @@ def busybox(vmc: Vmc, tmp_path_factory: pytest.TempPathFactory) -> str:
     r = vmc("load", "-i", str(archive), check=True)
     assert "Loaded image: busybox:latest" in r.out
     return "busybox"
-
-
-def _apt_sources() -> Path:
-    for p in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")):
-        if p.is_file() and p.read_text().strip():
-            return p
-    raise RuntimeError("no apt sources on this machine for mmdebstrap")
-
-
-def debian_rootfs(packages: tuple[str, ...] = ()) -> Path:
-    """A Debian bookworm minbase rootfs tarball from mmdebstrap with the machine's own
-    apt sources, cached in /var/tmp for the day (CI machines start empty)."""
-    import datetime
-
-    CACHE.mkdir(parents=True, exist_ok=True)
-    name = "-".join(("bookworm", *packages, datetime.date.today().isoformat())) + ".tar"
-    out = CACHE / name
-    if not out.is_file():
-        cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--mode=root", "--format=tar"]
-        if packages:
-            cmd.append("--include=" + ",".join(packages))
-        tmp = out.with_suffix(".partial")
-        subprocess.run([*cmd, "bookworm", str(tmp), str(_apt_sources())], check=True,
-                       timeout=1200)
-        tmp.rename(out)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from vmcontainer.api import (
     containers,
     events,
     images,
+    networks,
     processes,
     system,
 )
@@ -58,7 +59,7 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
     for module in (system, auth, events, containers, container_streams, processes,
-                   images):
+                   images, networks):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

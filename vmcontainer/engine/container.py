@@ -24,7 +24,9 @@ class Container:
     start; ``manually_stopped`` is moby's HasBeenManuallyStopped (set by ``docker
     stop``/``kill``, cleared by ``docker start``): an ``unless-stopped`` container
     so marked is not started again when the daemon starts. ``network_settings`` is
-    Docker's NetworkSettings of the last start (addresses, bound ports)."""
+    Docker's NetworkSettings of the last start (addresses, bound ports);
+    ``endpoints_config`` the networks it is configured for besides NetworkMode's
+    (bridge mode), name → ``{"Aliases": [...], "IPv4Address": ""}``."""
 
     id: str
     name: str
@@ -39,6 +41,7 @@ class Container:
     boot: dict[str, Any] = field(default_factory=dict)
     manually_stopped: bool = False
     network_settings: dict[str, Any] = field(default_factory=dict)
+    endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -55,6 +58,7 @@ class Container:
             "restart_count": self.restart_count, "boot": self.boot,
             "manually_stopped": self.manually_stopped,
             "network_settings": self.network_settings,
+            "endpoints_config": self.endpoints_config,
         }
 
     @classmethod
@@ -66,6 +70,7 @@ class Container:
             restart_count=d.get("restart_count", 0), boot=d.get("boot", {}),
             manually_stopped=d.get("manually_stopped", False),
             network_settings=d.get("network_settings") or {},
+            endpoints_config=d.get("endpoints_config") or {},
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:

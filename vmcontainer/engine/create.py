@@ -127,6 +127,7 @@ def create_container(store: ContainerStore, images: ImageStore, spec: ContainerS
     container = Container(
         id=cid, name="", created=now_rfc3339(), path=args[0], args=tuple(args[1:]),
         image_id=image.id, config=_config(spec, image, hostname, env), host_config=host_config,
+        endpoints_config=dict(spec.endpoints),
     )
     directory = store.dir(cid)
     with store.locked():

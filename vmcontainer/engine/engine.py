@@ -28,6 +28,7 @@ from vmcontainer.engine.execs import ExecManager
 from vmcontainer.engine.health import HealthMonitor
 from vmcontainer.engine.listing import matches, summary
 from vmcontainer.engine.names import validate_name
+from vmcontainer.engine.networks import NetworksMixin
 from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
 from vmcontainer.engine.processes import ProcessesMixin
@@ -59,7 +60,7 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin, RecoveryMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, NetworksMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 

@@ -57,3 +57,4 @@ class ContainerSpec:
     port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # Docker's
     publish_all: bool = False  # docker run -P
     exposed_ports: tuple[str, ...] = ()  # "80/tcp" items, besides the image's
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # network → config

@@ -20,7 +20,12 @@ from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import vm_size
 from vmcontainer.engine.logs import JsonFileWriter
 from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
-from vmcontainer.engine.netstart import NetworkPlan, plan_network
+from vmcontainer.engine.netstart import (
+    NetworkPlan,
+    plan_network,
+    release_network,
+    restore_ports,
+)
 from vmcontainer.engine.process import process_env
 from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.state import Status, now_rfc3339
@@ -82,9 +87,9 @@ class Running:
                                           session)
 
 
-def guest_config(c: Container, network: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The config disk's JSON (guest/PROTOCOL.md) for container ``c``;
-    ``network`` its NICs (NetworkPlan.guest)."""
+def guest_config(c: Container, net: NetworkPlan | None = None) -> dict[str, Any]:
+    """The config disk's JSON (guest/PROTOCOL.md) for container ``c`` with the
+    NICs and resolvers of ``net``."""
     cfg = c.config
     hostname = cfg["Hostname"]
     hc = c.host_config
@@ -93,7 +98,8 @@ def guest_config(c: Container, network: dict[str, Any] | None = None) -> dict[st
         "id": c.id,
         "hostname": hostname,
         "hosts": hosts_text(hostname, hc.get("ExtraHosts") or ()),
-        "resolv_conf": resolv_conf_text(hc.get("Dns") or (), hc.get("DnsSearch") or (),
+        "resolv_conf": resolv_conf_text(hc.get("Dns") or (net.dns if net else None) or (),
+                                        hc.get("DnsSearch") or (),
                                         hc.get("DnsOptions") or ()),
         "rootfs": {"serial": "rootfs", "fstype": "ext4", "readonly": False},
         "process": {
@@ -108,7 +114,7 @@ def guest_config(c: Container, network: dict[str, Any] | None = None) -> dict[st
             "init": bool(c.host_config.get("Init")),
             "groups": list(hc.get("GroupAdd") or []),
         },
-        **({"network": network} if network is not None else {}),
+        **({"network": net.guest} if net is not None else {}),
     }
 
 
@@ -131,23 +137,32 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     c = ctx.store.find(ref)
     if c.state.running and c.state.status != Status.RESTARTING:  # restart policy's start
         raise NotModified(f"container {c.name} is already running")
-    directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()
     try:
-        net = plan_network(c, ctx.settings.bind_ip)
+        net = await plan_network(ctx, c)
     except Exception as err:
         _record_start_failure(ctx, c, err)
         raise
-    write_config_disk(directory / "config.iso", guest_config(c, net.guest))
+    try:
+        return await _boot(ctx, c, net, assets.kernel, assets.initramfs, sink)
+    except BaseException:
+        await release_network(ctx, c.id)
+        raise
+
+
+async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path,
+                initramfs: Path, sink: OutputSink | None) -> Running:
+    directory = ctx.store.dir(c.id)
+    write_config_disk(directory / "config.iso", guest_config(c, net))
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
-    spec = machine_spec(ctx, c, assets.kernel, assets.initramfs, net)
+    spec = machine_spec(ctx, c, kernel, initramfs, net)
     memory_mib, vcpus = spec.memory_mib, spec.vcpus
     t0 = time.monotonic()
     machine = await ctx.backend.start(spec)
     boot: dict[str, Any] = {
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
-        "Kernel": str(assets.kernel), "Initramfs": str(assets.initramfs),
+        "Kernel": str(kernel), "Initramfs": str(initramfs),
         "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
     }
     try:
@@ -191,6 +206,7 @@ async def adopt_container(ctx: EngineContext, c: Container,
     spec = machine_spec(ctx, c, Path(c.boot.get("Kernel", "")), Path(c.boot.get("Initramfs", "")))
     machine = await ctx.backend.adopt(spec, c.state.pid)
     link = await _connect(machine)
+    await restore_ports(ctx, c)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, [], sink))
     return running
@@ -285,6 +301,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
         rc = await running.machine.wait()
         error = error or (running.machine.failure() or "")
         exit_code = 137 if rc in (-9, 137) else 255
+    await release_network(ctx, c.id)
     latest = ctx.store.load(c.id)
     ctx.update(c.id, state=latest.state.move(
         Status.EXITED, pid=0, exit_code=exit_code, error=error, oom_killed=oom_killed,
