@@ -12,9 +12,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
+#include "protocol.h"
+#include "reply.h"
 #include "util.h"
 
 static int set_flags_up(int fd, const char *name, int up)
@@ -134,7 +137,7 @@ static int default_route(int fd, const struct vmc_net_iface *f)
     return ioctl(fd, SIOCADDRT, &rt);
 }
 
-int vmc_net_apply(const struct vmc_net_config *net, char *err, size_t errlen)
+int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen)
 {
     if (net->n == 0)
         return 0;
@@ -160,6 +163,12 @@ int vmc_net_apply(const struct vmc_net_config *net, char *err, size_t errlen)
     for (size_t i = 0; i < net->n; i++) {
         char tmp[IFNAMSIZ];
         snprintf(tmp, sizeof tmp, "vmcnic%u", (unsigned)(i % 64));
+        if (net->ifaces[i].name[0] == '\0') /* the first free ethN */
+            for (unsigned k = 0; k < 1000; k++) {
+                snprintf(net->ifaces[i].name, sizeof net->ifaces[i].name, "eth%u", k);
+                if (if_nametoindex(net->ifaces[i].name) == 0)
+                    break;
+            }
         if (rename_if(fd, tmp, net->ifaces[i].name) != 0) {
             fail(err, errlen, "network: rename %s to %s: %s (errno %d)", tmp, net->ifaces[i].name, strerror(errno),
                  errno);
@@ -184,4 +193,48 @@ int vmc_net_apply(const struct vmc_net_config *net, char *err, size_t errlen)
 out:
     close(fd);
     return rc;
+}
+
+#define NET_WAIT_MS 20000 /* pciehp powers a slot on 5 s after the button press */
+
+/* Wait until every NIC of net is present (a hot-plugged device appears once the
+ * guest's PCIe hot-plug driver has probed it). */
+static void wait_for_nics(const struct vmc_net_config *net)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    for (int waited = 0; waited < NET_WAIT_MS; waited += 20) {
+        size_t found = 0;
+        char name[IFNAMSIZ];
+        for (size_t i = 0; i < net->n; i++)
+            found += find_by_mac(fd, net->ifaces[i].mac, name) == 0;
+        if (found == net->n)
+            break;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+}
+
+void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len)
+{
+    char err[256] = "";
+    struct vmc_net_config net;
+    json_tokener *tok = json_tokener_new();
+    json_object *root = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
+    if (root == NULL || !json_object_is_type(root, json_type_object))
+        snprintf(err, sizeof err, "NET_CONFIG: not a JSON object");
+    else if (vmc_net_config_parse(root, &net, err, sizeof err) == 0) {
+        wait_for_nics(&net);
+        vmc_net_apply(&net, err, sizeof err);
+        vmc_net_config_free(&net);
+    }
+    if (root != NULL)
+        json_object_put(root);
+    if (tok != NULL)
+        json_tokener_free(tok);
+    json_object *reply = json_object_new_object();
+    json_object_object_add(reply, "error", json_object_new_string(err));
+    vmc_send_json(VMC_MSG_NET_RESULT, session, reply);
 }

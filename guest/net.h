@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bring the loopback interface up. Returns 0, or -1 (logged). */
 int vmc_loopback_up(void);
@@ -29,6 +30,10 @@ void vmc_net_config_free(struct vmc_net_config *net);
 
 /* Configure every NIC of net: found by MAC, renamed, MTU, address, up; then the
  * default route through the first gateway. 0, or -1 with a message in err. */
-int vmc_net_apply(const struct vmc_net_config *net, char *err, size_t errlen);
+int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen);
+
+/* NET_CONFIG (guest/PROTOCOL.md): configure hot-plugged NICs, waiting up to
+ * NET_WAIT_MS for each to appear; answers NET_RESULT on `session`. */
+void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len);
 
 #endif

@@ -69,9 +69,9 @@ static int parse_iface(json_object *o, size_t i, struct vmc_net_iface *f, char *
     if (parse_mac(member_string(o, "mac"), f->mac) < 0)
         return fail(err, errlen, "\"network.interfaces[%zu].mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
     const char *name = member_string(o, "name");
-    if (name == NULL || name[0] == '\0' || strlen(name) >= sizeof f->name || strchr(name, '/') != NULL ||
+    if (name == NULL || strlen(name) >= sizeof f->name || strchr(name, '/') != NULL ||
         strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return fail(err, errlen, "\"network.interfaces[%zu].name\" must be an interface name of 1-15 bytes", i);
+        return fail(err, errlen, "\"network.interfaces[%zu].name\" must be an interface name of 0-15 bytes", i);
     strcpy(f->name, name);
     json_object *v;
     if (json_object_object_get_ex(o, "mtu", &v) && v != NULL) {

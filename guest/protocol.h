@@ -25,6 +25,7 @@
 #define VMC_MSG_START_ERROR 0x06
 #define VMC_MSG_LOG 0x07
 #define VMC_MSG_PROCESSES 0x08
+#define VMC_MSG_NET_RESULT 0x0c
 
 /* Host to guest. */
 #define VMC_MSG_SIGNAL 0x81
@@ -32,6 +33,7 @@
 #define VMC_MSG_RESIZE 0x83
 #define VMC_MSG_EXEC 0x84
 #define VMC_MSG_TOP 0x85
+#define VMC_MSG_NET_CONFIG 0x88
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
 #define VMC_MAX_HOST_PAYLOAD 65536u

@@ -122,6 +122,49 @@ def test_names_between_containers_on_a_user_defined_network(bdaemon: Daemon) -> 
         assert docker(d, "rm", "-f", name).returncode == 0
 
 
+def test_connect_and_disconnect_a_running_container(bdaemon: Daemon) -> None:
+    """NIC hot-plug: the container joins (resolvable, reachable) and leaves the
+    network without a restart."""
+    d = bdaemon
+    if "hotnet" not in docker(d, "network", "ls", "--format", "{{.Name}}").stdout.split():
+        assert docker(d, "network", "create", "hotnet").returncode == 0
+    assert docker(d, "run", "-d", "--name", "srv", "--network", "hotnet", DEBIAN,
+                  *REDIS).returncode == 0
+    assert docker(d, "run", "-d", "--name", "live", DEBIAN, "sleep", "600").returncode == 0
+    try:
+        t0 = time.monotonic()
+        r = docker(d, "network", "connect", "--alias", "hot", "hotnet", "live")
+        assert r.returncode == 0, r.stderr
+        print(f"network connect (hot-plug + guest config): {time.monotonic() - t0:.2f} s")
+        nets = json.loads(docker(d, "inspect", "live").stdout)[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge", "hotnet"}
+        ip = nets["hotnet"]["IPAddress"]
+        r = docker(d, "exec", "live", "ip", "-4", "-o", "addr")
+        assert f"eth1    inet {ip}/16" in r.stdout, r.stdout
+        for host in ("live", "hot"):
+            r = docker(d, "exec", "srv", "getent", "hosts", host)
+            assert r.stdout.split()[:1] == [ip], r.stdout + r.stderr
+        srv_ip = json.loads(docker(d, "inspect", "srv").stdout)[0]["NetworkSettings"][
+            "Networks"]["hotnet"]["IPAddress"]
+        until(lambda: docker(d, "exec", "live", "redis-cli", "-h", srv_ip, "ping")
+              .stdout.strip() == "PONG", 60)
+        t0 = time.monotonic()
+        r = docker(d, "network", "disconnect", "hotnet", "live")
+        assert r.returncode == 0, r.stderr
+        print(f"network disconnect (hot-unplug): {time.monotonic() - t0:.2f} s")
+        assert docker(d, "exec", "srv", "getent", "hosts", "live").returncode == 2
+        r = docker(d, "exec", "live", "ls", "/sys/class/net")
+        assert r.stdout.split() == ["eth0", "lo"], r.stdout
+        nets = json.loads(docker(d, "inspect", "live").stdout)[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge"}
+        members = json.loads(docker(d, "network", "inspect", "hotnet").stdout)[0]["Containers"]
+        assert len(members) == 1
+    finally:
+        for name in ("srv", "live"):
+            docker(d, "rm", "-f", name)
+        docker(d, "network", "rm", "hotnet")
+
+
 def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str) -> None:
     d = bdaemon
     r = docker(d, "run", "-d", "--name", "web", "-p", "8080:80", DEBIAN, "sh", "-c",

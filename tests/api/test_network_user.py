@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from apihelpers import Daemon, remove_all_containers
+from imagebuild import debian_rootfs, write_docker_archive
 
 pytestmark = pytest.mark.vm
 
@@ -166,3 +167,33 @@ def test_published_port_survives_a_daemon_restart(tmp_path: Path, busybox_archiv
     finally:
         remove_all_containers(d)
         d.stop()
+
+
+@pytest.fixture(scope="module")
+def debian_python(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Debian bookworm minbase image with python3 (mmdebstrap, cached), loaded."""
+    archive = tmp_path_factory.mktemp("deb") / "debian.tar"
+    packages = ("python3", "redis-server", "redis-tools", "nginx-light")  # one cached build
+    write_docker_archive(archive, [debian_rootfs(packages).read_bytes()], ["netdebian:1"],
+                         {"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:"
+                                                   "/usr/sbin:/usr/bin:/sbin:/bin"]})
+    r = daemon.request("POST", "/images/load?quiet=1", archive.read_bytes(), timeout=600)
+    assert r.status == 200, r.body
+    archive.unlink()
+    return "netdebian:1"
+
+
+def test_debian_python_http_server_answers_curl(daemon: Daemon, debian_python: str,
+                                                name: str) -> None:
+    port = free_port()
+    r = docker(daemon, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "-w", "/srv",
+               debian_python, "sh", "-c", "echo from-debian > index.html && "
+               "exec python3 -m http.server 80")
+    assert r.returncode == 0, r.stderr
+    try:
+        fetch(f"http://127.0.0.1:{port}/", timeout=120)
+        out = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/index.html"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.stdout == "from-debian\n", out.stderr
+    finally:
+        docker(daemon, "rm", "-f", name)

@@ -80,6 +80,18 @@ def test_tap_nic_on_q35_is_pci() -> None:
     assert "virtio-net-pci,netdev=net1,mac=02:42:ac:11:00:02,id=devnet1" in argv
 
 
+def test_hotplug_slots_are_pcie_root_ports_with_native_hotplug() -> None:
+    nic = NicSpec(id="net0", mac="02:42:ac:11:00:02", netdev="tap", tap="vmt1", bus="hp0")
+    argv = qemu_argv(spec(machine_type="q35", hotplug_slots=2, nics=(nic,)), "qemu", "tcg",
+                     None)
+    assert "pcie-root-port,id=hp0,bus=pcie.0,chassis=1,slot=1" in argv
+    assert "pcie-root-port,id=hp1,bus=pcie.0,chassis=2,slot=2" in argv
+    assert "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off" in argv
+    assert "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02,id=devnet0,bus=hp0" in argv
+    with pytest.raises(InvalidParameter):
+        spec(hotplug_slots=2)  # microvm has no hot-plug
+
+
 @pytest.mark.parametrize("bad", [
     dict(id="net0", mac="02:42:0A:0b:0c:0d"),  # upper case
     dict(id="net0", mac="02:42:0a:0b:0c"),

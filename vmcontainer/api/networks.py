@@ -70,7 +70,7 @@ async def connect(request: web.Request) -> web.Response:
     if not container:
         raise InvalidParameter('invalid value for "Container": a container is required')
     net = request.match_info["id"]
-    engine(request).network_connect(net, container,
+    await engine(request).network_connect(net, container,
                                       endpoint_config(net, body.doc.get("EndpointConfig")))
     return web.Response(status=200)
 
@@ -80,7 +80,7 @@ async def disconnect(request: web.Request) -> web.Response:
     container = body.text("Container")
     if not container:
         raise InvalidParameter('invalid value for "Container": a container is required')
-    engine(request).network_disconnect(request.match_info["id"], container,
+    await engine(request).network_disconnect(request.match_info["id"], container,
                                          body.flag("Force"))
     return web.Response(status=200)
 

@@ -23,6 +23,9 @@ from vmcontainer.vm.nic import NicSpec
 
 log = logging.getLogger(__name__)
 
+#: Hot-plug slots of a bridge-mode VM beyond its boot NICs (network connect).
+SPARE_SLOTS = 4
+
 
 @dataclass(frozen=True)
 class NetworkPlan:
@@ -35,6 +38,14 @@ class NetworkPlan:
     guest: dict[str, Any]
     settings: dict[str, Any]
     dns: tuple[str, ...] | None = None
+    hotplug: bool = False  # a machine NICs can be plugged into while it runs
+
+
+def hotplug_machine(boot_nics: int) -> dict[str, Any]:
+    """MachineSpec fields of a VM whose NICs can come and go while it runs: q35
+    (microvm's virtio-mmio has no hot-plug) with a PCIe root port per boot NIC
+    and ``SPARE_SLOTS`` more. The cost is boot time: see issue 6's note."""
+    return {"machine_type": "q35", "hotplug_slots": boot_nics + SPARE_SLOTS}
 
 
 def network_names(c: Container) -> list[str]:
@@ -80,7 +91,7 @@ async def _plan_bridge(ctx: EngineContext, networks: BridgeNetworks, c: Containe
         want = c.endpoints_config.get(name) or {}
         net, ep = networks.attach(name, c.id, c.name, tuple(want.get("Aliases") or ()),
                                   want.get("IPv4Address") or "")
-        nics.append(NicSpec(id=f"net{i}", mac=ep.mac, netdev="tap", tap=ep.tap))
+        nics.append(NicSpec(id=f"net{i}", mac=ep.mac, netdev="tap", tap=ep.tap, bus=f"hp{i}"))
         ifaces.append({"mac": ep.mac, "name": f"eth{i}", "mtu": 1500,
                        "address": f"{ep.ip}/{net.prefix_len}",
                        **({"gateway": net.gateway} if i == 0 and not net.internal else {})})
@@ -92,7 +103,7 @@ async def _plan_bridge(ctx: EngineContext, networks: BridgeNetworks, c: Containe
                        exposed, ctx.settings.bind_ip, who)
     bound = await _listen(ctx, c.id, entries[next(iter(entries))]["IPAddress"], bound, who)
     settings = usermode.network_settings(entries, bound, exposed)
-    return NetworkPlan(tuple(nics), {"interfaces": ifaces}, settings, dns)
+    return NetworkPlan(tuple(nics), {"interfaces": ifaces}, settings, dns, hotplug=True)
 
 
 async def _listen(ctx: EngineContext, cid: str, target: str, bound: list[PortBinding],

@@ -10,8 +10,10 @@ from typing import Any
 
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
+from vmcontainer.engine.nethotplug import connect_running, disconnect_running
 from vmcontainer.engine.netstart import network_names
 from vmcontainer.engine.start import Running
+from vmcontainer.engine.state import Status
 from vmcontainer.errors import Conflict, Forbidden, InvalidParameter, NotFound
 from vmcontainer.network import usermode
 from vmcontainer.network.bridge import DEFAULT_NETWORK, BridgeNetworks
@@ -142,10 +144,11 @@ class NetworksMixin:
                 keep.add(net.id)
         return nets.prune(keep)
 
-    def network_connect(self, ref: str, container: str, config: dict[str, Any]) -> None:
-        """Configure ``container`` for network ``ref`` (``{"Aliases", "IPv4Address"}``);
-        it joins at its next start. Raises NotFound, Forbidden, Conflict (already
-        connected, or running: the machine cannot take a NIC without a restart)."""
+    async def network_connect(self, ref: str, container: str,
+                              config: dict[str, Any]) -> None:
+        """Connect ``container`` to network ``ref`` (``{"Aliases", "IPv4Address"}``):
+        a running one at once (NIC hot-plug), another at its next start. Raises
+        NotFound, Forbidden, Conflict (already connected, paused, no free slot)."""
         nets = self._bridges()
         net = nets.store.find(ref)
         c = self.ctx.store.find(container)
@@ -155,22 +158,30 @@ class NetworksMixin:
             raise Conflict("container cannot be disconnected from host network or connected "
                            "to host network")
         if c.state.running:
-            raise Conflict(f"container {c.name} is running: vmcontainer connects a network "
-                           "at the container's next start (its VM cannot take a NIC live yet)")
+            await connect_running(self.ctx, nets, c, self._live(c), net.name, config)
+            return
         self._set_endpoints(c, {**c.endpoints_config, net.name: config})
 
-    def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
-        """Remove ``container``'s configuration for network ``ref``. Raises NotFound,
-        Conflict (not connected, or running)."""
+    def _live(self, c: Container) -> Running:
+        running = self._running.get(c.id)
+        if running is None or c.state.status != Status.RUNNING:
+            raise Conflict(f"container {c.name} is {c.state.status}: unpause it or let it "
+                           "start first")
+        return running
+
+    async def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
+        """Disconnect ``container`` from network ``ref``: a running one at once
+        (NIC hot-unplug: Linux's PCIe hot-plug driver takes ~5 s to let go).
+        Raises NotFound, Conflict (not connected, paused)."""
         nets = self._bridges()
         net = nets.store.find(ref)
         c = self.ctx.store.find(container)
         names = network_names(c)
         if net.name not in names:
             raise Conflict(f"container {c.id} is not connected to network {net.name}")
-        if c.state.running and not force:
-            raise Conflict(f"container {c.name} is running: vmcontainer disconnects a "
-                           "network at the container's next start")
+        if c.state.running:
+            await disconnect_running(self.ctx, nets, c, self._live(c), net.name)
+            return
         rest = {k: v for k, v in c.endpoints_config.items() if k != net.name}
         if names[0] == net.name:
             new_mode = next(iter(rest), NONE_NETWORK)

@@ -48,7 +48,8 @@ class Sessions:
         q = self._queues.get(frame.session)
         if q is not None:
             q.put_nowait(frame)
-            if frame.type in (MsgType.EXIT, MsgType.START_ERROR, MsgType.PROCESSES):
+            if frame.type in (MsgType.EXIT, MsgType.START_ERROR, MsgType.PROCESSES,
+                              MsgType.NET_RESULT):
                 q.put_nowait(None)
 
     async def next(self, session: int) -> Frame | None:

@@ -22,6 +22,7 @@ from vmcontainer.engine.logs import JsonFileWriter
 from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
 from vmcontainer.engine.netstart import (
     NetworkPlan,
+    hotplug_machine,
     plan_network,
     release_network,
     restore_ports,
@@ -164,6 +165,7 @@ async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
         "Kernel": str(kernel), "Initramfs": str(initramfs),
         "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
+        "HotplugSlots": spec.hotplug_slots,
     }
     try:
         link = await _connect(machine)
@@ -194,6 +196,9 @@ def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path
                DiskSpec(directory / "config.iso", "config", format="raw", readonly=True)),
         channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
         nics=net.nics if net else (),
+        **(hotplug_machine(len(net.nics)) if net and net.hotplug else {}),
+        **({"machine_type": c.boot.get("MachineType", "microvm"),
+            "hotplug_slots": c.boot.get("HotplugSlots", 0)} if net is None else {}),
     )
 
 

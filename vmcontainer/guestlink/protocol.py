@@ -36,11 +36,13 @@ class MsgType(enum.IntEnum):
     START_ERROR = 0x06
     LOG = 0x07
     PROCESSES = 0x08
+    NET_RESULT = 0x0c
     SIGNAL = 0x81
     STDIN = 0x82
     RESIZE = 0x83
     EXEC = 0x84
     TOP = 0x85
+    NET_CONFIG = 0x88
 
 
 class ProtocolError(System):

@@ -52,7 +52,9 @@ class NicSpec:
     ``xx:xx:xx:xx:xx:xx``, how the agent finds the NIC; ``netdev``: ``user`` or
     ``tap``. For ``user``: ``user_net`` (IPv4 CIDR), ``user_host`` (the gateway
     address slirp answers on), ``user_dns`` (its DNS forwarder), ``guest_ip`` and
-    ``forwards``. For ``tap``: ``tap`` names an existing tap device."""
+    ``forwards``. For ``tap``: ``tap`` names an existing tap device. ``bus``: the
+    hot-plug slot (``hp0``…) the NIC sits in on q35, so that it can be unplugged;
+    empty: the machine's own bus."""
 
     id: str
     mac: str
@@ -63,8 +65,11 @@ class NicSpec:
     user_dns: str = "10.0.2.3"
     guest_ip: str = "10.0.2.15"
     forwards: tuple[HostForward, ...] = ()
+    bus: str = ""
 
     def __post_init__(self) -> None:
+        if self.bus and not re.match(r"^hp[0-9]{1,2}$", self.bus):
+            raise InvalidParameter(f"invalid NIC bus {self.bus!r}")
         if not _ID.match(self.id):
             raise InvalidParameter(f"invalid NIC id {self.id!r}")
         if not _MAC.match(self.mac):
@@ -96,5 +101,11 @@ class NicSpec:
                 f"dns={self.user_dns},dhcpstart={self.guest_ip},ipv6=off",
                 *(f"hostfwd={f.rule(self.guest_ip)}" for f in self.forwards),
             ])
+        bus = f",bus={self.bus}" if self.bus else ""
         return ["-netdev", netdev,
-                "-device", f"{device_model},netdev={self.id},mac={self.mac},id=dev{self.id}"]
+                "-device", f"{device_model},netdev={self.id},mac={self.mac},id=dev{self.id}{bus}"]
+
+    def qmp_netdev(self) -> dict[str, object]:
+        """QMP ``netdev_add`` arguments of a tap NIC (hot-plug)."""
+        return {"type": "tap", "id": self.id, "ifname": self.tap, "script": "no",
+                "downscript": "no", "vhost": False}

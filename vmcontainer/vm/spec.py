@@ -56,6 +56,8 @@ class MachineSpec:
     adds (TSC frequency); ``memory_mib`` ≥ 64; ``vcpus`` ≥ 1. ``run_dir`` is the
     hypervisor's working directory and holds its sockets (``qmp.sock`` and the
     channels), its log ``qemu.log`` and the serial console ``console.log``.
+    ``hotplug_slots`` (q35 only): PCIe root ports ``hp0``… that NICs can be
+    plugged into and out of while the VM runs.
     """
 
     name: str
@@ -69,6 +71,7 @@ class MachineSpec:
     channels: tuple[ChannelSpec, ...] = ()
     nics: tuple[NicSpec, ...] = ()
     machine_type: str = "microvm"
+    hotplug_slots: int = 0
     extra_cmdline: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -84,3 +87,8 @@ class MachineSpec:
             raise InvalidParameter("disk serials must be unique")
         if len({n.id for n in self.nics}) != len(self.nics):
             raise InvalidParameter("NIC ids must be unique")
+        if self.hotplug_slots and self.machine_type != "q35":
+            raise InvalidParameter("hot-plug slots need the q35 machine (microvm has no "
+                                   "hot-plug)")
+        if not 0 <= self.hotplug_slots <= 32:
+            raise InvalidParameter("at most 32 hot-plug slots")
