@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -200,6 +201,26 @@ def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str)
         assert docker(d, "rm", "-f", "web").returncode == 0
     r = in_ns(netns, "ss", "-ltnH")
     assert ":8080" not in r.stdout
+
+
+def test_published_ports_work_again_after_a_daemon_restart(bdaemon: Daemon,
+                                                            netns: str) -> None:
+    """The proxy dies with the daemon (SIGKILL); the next daemon adopts the VM and
+    serves its ports again, on the same host port."""
+    d = bdaemon
+    r = docker(d, "run", "-d", "--name", "persist", "-p", "8181:80", DEBIAN, "sh", "-c",
+               "echo still-here > /var/www/html/s.txt && exec nginx -g 'daemon off;'")
+    assert r.returncode == 0, r.stderr
+    url = "http://127.0.0.1:8181/s.txt"
+    try:
+        until(lambda: in_ns(netns, "curl", "-sf", url).stdout == "still-here\n", 120)
+        d.stop(signal.SIGKILL)
+        d.start()
+        assert in_ns(netns, "curl", "-sf", url).stdout == "still-here\n"
+        assert docker(d, "port", "persist").stdout == "80/tcp -> 127.0.0.1:8181\n"
+    finally:
+        assert docker(d, "rm", "-f", "persist").returncode == 0
+    assert ":8181" not in in_ns(netns, "ss", "-ltnH").stdout
 
 
 def test_cleanup_after_rm_and_prune(bdaemon: Daemon, netns: str) -> None:
