@@ -223,6 +223,28 @@ def test_published_ports_work_again_after_a_daemon_restart(bdaemon: Daemon,
     assert ":8181" not in in_ns(netns, "ss", "-ltnH").stdout
 
 
+UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('', 5353))\nwhile True:\n    d, a = s.recvfrom(999)\n"
+            "    s.sendto(d.upper(), a)\n")
+UDP_CLIENT = ("import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "s.settimeout(1)\nfor _ in range(60):\n    s.sendto(b'ping', ('127.0.0.1', 5300))\n"
+              "    try:\n        print(s.recv(99).decode()); break\n"
+              "    except OSError:\n        pass\n")
+
+
+def test_published_udp_port(bdaemon: Daemon, netns: str) -> None:
+    d = bdaemon
+    r = docker(d, "run", "-d", "--name", "udp", "-p", "5300:5353/udp", DEBIAN, "python3",
+               "-c", UDP_ECHO)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert docker(d, "port", "udp").stdout == "5353/udp -> 127.0.0.1:5300\n"
+        assert in_ns(netns, "python3", "-c", UDP_CLIENT).stdout == "PING\n"
+    finally:
+        assert docker(d, "rm", "-f", "udp").returncode == 0
+    assert ":5300" not in in_ns(netns, "ss", "-lunH").stdout
+
+
 def test_cleanup_after_rm_and_prune(bdaemon: Daemon, netns: str) -> None:
     d = bdaemon
     assert docker(d, "network", "create", "--subnet", "10.77.0.0/24", "--gateway",

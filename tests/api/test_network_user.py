@@ -139,6 +139,17 @@ def test_shared_network_namespaces_are_refused(daemon: Daemon, mode: str) -> Non
     assert f"network mode '{mode}' is not supported by vmcontainer" in r.stderr
 
 
+def test_user_mode_lists_the_builtin_networks_only(daemon: Daemon) -> None:
+    r = docker(daemon, "network", "ls", "--format", "{{.Name}} {{.Driver}}")
+    assert r.stdout.splitlines() == ["bridge bridge", "none null"], r.stderr
+    net = json.loads(docker(daemon, "network", "inspect", "bridge").stdout)[0]
+    assert net["IPAM"]["Config"] == [{"Subnet": "10.0.2.0/24", "Gateway": "10.0.2.2"}]
+    r = docker(daemon, "network", "create", "appnet")
+    assert r.returncode == 1 and "VMCONTAINER_NETWORK=bridge" in r.stderr, r.stderr
+    r = docker(daemon, "network", "rm", "bridge")
+    assert r.returncode == 1 and "pre-defined network" in r.stderr, r.stderr
+
+
 def test_unknown_network_is_not_found_at_start(daemon: Daemon, name: str) -> None:
     r = docker(daemon, "run", "--name", name, "--network", "nosuchnet", "busybox", "true")
     assert r.returncode == 125 and "network nosuchnet not found" in r.stderr, r.stderr
