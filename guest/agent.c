@@ -310,6 +310,9 @@ int main(void)
 
     struct vmc_config cfg;
     read_config(&cfg);
+    char net_err[256];
+    if (vmc_net_apply(&cfg.network, net_err, sizeof net_err) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "%s", net_err);
     mount_rootfs(&cfg);
     for (size_t i = 0; i < cfg.nmounts; i++)
         if (cfg.mounts[i].type == VMC_MOUNT_VOLUME && find_disk(cfg.mounts[i].source, cfg.mounts[i].dev,

@@ -124,6 +124,7 @@ int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char 
     if (vmc_process_parse(process, "process", &cfg->process, err, errlen) < 0)
         goto out;
     if (vmc_mounts_parse(root, &cfg->mounts, &cfg->nmounts, err, errlen) < 0)
+    if (vmc_net_config_parse(root, &cfg->network, err, errlen) < 0)
         goto out;
     rc = 0;
 out:
@@ -154,6 +155,7 @@ void vmc_config_free(struct vmc_config *cfg)
     free(cfg->rootfs_fstype);
     vmc_process_free(&cfg->process);
     vmc_mounts_free(cfg->mounts, cfg->nmounts);
+    vmc_net_config_free(&cfg->network);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "mounts.h"
+#include "net.h"
 
 /* A process to start: "process" of the config, or the payload of EXEC. */
 struct vmc_process {
@@ -36,6 +37,7 @@ struct vmc_config {
     struct vmc_process process;
     struct vmc_mount *mounts; /* "mounts", in order; may be NULL */
     size_t nmounts;
+    struct vmc_net_config network; /* "network": the NICs; none when absent */
 };
 
 /* Parse text (len bytes). 0, or -1 with a message in err (the config is then

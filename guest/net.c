@@ -1,15 +1,38 @@
 /* Guest networking the agent sets up before any container process: the loopback
  * interface up (the kernel then gives it 127.0.0.1/8 and ::1), as every Docker
- * container has it, even with --network none. */
+ * container has it, even with --network none; then the config's NICs (found by
+ * MAC, renamed to the config's name, MTU, IPv4 address, up) and the default route.
+ * Plain ioctls: no netlink library in PID 1, and IPv4 is all the config carries. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
+#include "protocol.h"
+#include "reply.h"
 #include "util.h"
+
+static int set_flags_up(int fd, const char *name, int up)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
+        return -1;
+    if (up)
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    else
+        ifr.ifr_flags &= ~IFF_UP;
+    return ioctl(fd, SIOCSIFFLAGS, &ifr);
+}
 
 int vmc_loopback_up(void)
 {
@@ -18,16 +41,200 @@ int vmc_loopback_up(void)
         vmc_error("loopback: socket: %s", strerror(errno));
         return -1;
     }
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    int rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-    if (rc == 0 && !(ifr.ifr_flags & IFF_UP)) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
+    int rc = set_flags_up(fd, "lo", 1);
     if (rc != 0)
         vmc_error("loopback: %s", strerror(errno));
     close(fd);
     return rc;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The name of the interface with MAC mac into out (IFNAMSIZ); 0 or -1. */
+static int find_by_mac(int fd, const unsigned char mac[6], char *out)
+{
+    struct if_nameindex *list = if_nameindex();
+    int rc = -1;
+    if (list == NULL)
+        return -1;
+    for (struct if_nameindex *p = list; p->if_index != 0 && p->if_name != NULL; p++) {
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        strncpy(ifr.ifr_name, p->if_name, IFNAMSIZ - 1);
+        if (ioctl(fd, SIOCGIFHWADDR, &ifr) == 0 && memcmp(ifr.ifr_hwaddr.sa_data, mac, 6) == 0) {
+            strncpy(out, p->if_name, IFNAMSIZ - 1);
+            out[IFNAMSIZ - 1] = '\0';
+            rc = 0;
+            break;
+        }
+    }
+    if_freenameindex(list);
+    if (rc < 0)
+        errno = ENODEV;
+    return rc;
+}
+
+static int rename_if(int fd, const char *from, const char *to)
+{
+    if (strcmp(from, to) == 0)
+        return 0;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, IFNAMSIZ, "%s", from);
+    snprintf(ifr.ifr_newname, IFNAMSIZ, "%s", to);
+    return ioctl(fd, SIOCSIFNAME, &ifr);
+}
+
+static void set_sin(struct sockaddr *sa, unsigned int addr)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = addr;
+}
+
+static int configure(int fd, const struct vmc_net_iface *f)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, f->name, IFNAMSIZ);
+    if (f->mtu > 0) {
+        ifr.ifr_mtu = f->mtu;
+        if (ioctl(fd, SIOCSIFMTU, &ifr) != 0)
+            return -1;
+    }
+    if (f->addr != 0) {
+        set_sin(&ifr.ifr_addr, f->addr);
+        if (ioctl(fd, SIOCSIFADDR, &ifr) != 0)
+            return -1;
+        unsigned int mask = f->prefix == 0 ? 0 : htonl(0xffffffffu << (32 - f->prefix));
+        set_sin(&ifr.ifr_netmask, mask);
+        if (ioctl(fd, SIOCSIFNETMASK, &ifr) != 0)
+            return -1;
+    }
+    return set_flags_up(fd, f->name, 1);
+}
+
+static int default_route(int fd, const struct vmc_net_iface *f)
+{
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    set_sin(&rt.rt_dst, 0);
+    set_sin(&rt.rt_genmask, 0);
+    set_sin(&rt.rt_gateway, f->gateway);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    char dev[IFNAMSIZ];
+    memcpy(dev, f->name, IFNAMSIZ);
+    rt.rt_dev = dev;
+    return ioctl(fd, SIOCADDRT, &rt);
+}
+
+int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen)
+{
+    if (net->n == 0)
+        return 0;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail(err, errlen, "network: socket: %s (errno %d)", strerror(errno), errno);
+    int rc = -1;
+    /* Two passes, so that a NIC may take a name another one has now (eth0 <-> eth1). */
+    for (size_t i = 0; i < net->n; i++) {
+        char cur[IFNAMSIZ], tmp[IFNAMSIZ];
+        const unsigned char *m = net->ifaces[i].mac;
+        if (find_by_mac(fd, m, cur) < 0) {
+            fail(err, errlen, "network: no interface with MAC %02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
+                 m[4], m[5]);
+            goto out;
+        }
+        snprintf(tmp, sizeof tmp, "vmcnic%u", (unsigned)(i % 64));
+        if (set_flags_up(fd, cur, 0) != 0 || rename_if(fd, cur, tmp) != 0) {
+            fail(err, errlen, "network: rename %s: %s (errno %d)", cur, strerror(errno), errno);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < net->n; i++) {
+        char tmp[IFNAMSIZ];
+        snprintf(tmp, sizeof tmp, "vmcnic%u", (unsigned)(i % 64));
+        if (net->ifaces[i].name[0] == '\0') /* the first free ethN */
+            for (unsigned k = 0; k < 1000; k++) {
+                snprintf(net->ifaces[i].name, sizeof net->ifaces[i].name, "eth%u", k);
+                if (if_nametoindex(net->ifaces[i].name) == 0)
+                    break;
+            }
+        if (rename_if(fd, tmp, net->ifaces[i].name) != 0) {
+            fail(err, errlen, "network: rename %s to %s: %s (errno %d)", tmp, net->ifaces[i].name, strerror(errno),
+                 errno);
+            goto out;
+        }
+        if (configure(fd, &net->ifaces[i]) != 0) {
+            fail(err, errlen, "network: configure %s: %s (errno %d)", net->ifaces[i].name, strerror(errno), errno);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < net->n; i++) {
+        if (net->ifaces[i].gateway == 0)
+            continue;
+        if (default_route(fd, &net->ifaces[i]) != 0) {
+            fail(err, errlen, "network: default route via %s: %s (errno %d)", net->ifaces[i].name, strerror(errno),
+                 errno);
+            goto out;
+        }
+        break;
+    }
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
+#define NET_WAIT_MS 20000 /* pciehp powers a slot on 5 s after the button press */
+
+/* Wait until every NIC of net is present (a hot-plugged device appears once the
+ * guest's PCIe hot-plug driver has probed it). */
+static void wait_for_nics(const struct vmc_net_config *net)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    for (int waited = 0; waited < NET_WAIT_MS; waited += 20) {
+        size_t found = 0;
+        char name[IFNAMSIZ];
+        for (size_t i = 0; i < net->n; i++)
+            found += find_by_mac(fd, net->ifaces[i].mac, name) == 0;
+        if (found == net->n)
+            break;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+}
+
+void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len)
+{
+    char err[256] = "";
+    struct vmc_net_config net;
+    json_tokener *tok = json_tokener_new();
+    json_object *root = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
+    if (root == NULL || !json_object_is_type(root, json_type_object))
+        snprintf(err, sizeof err, "NET_CONFIG: not a JSON object");
+    else if (vmc_net_config_parse(root, &net, err, sizeof err) == 0) {
+        wait_for_nics(&net);
+        vmc_net_apply(&net, err, sizeof err);
+        vmc_net_config_free(&net);
+    }
+    if (root != NULL)
+        json_object_put(root);
+    if (tok != NULL)
+        json_tokener_free(tok);
+    json_object *reply = json_object_new_object();
+    json_object_object_add(reply, "error", json_object_new_string(err));
+    vmc_send_json(VMC_MSG_NET_RESULT, session, reply);
 }

@@ -1,7 +1,39 @@
 #ifndef VMC_NET_H
 #define VMC_NET_H
 
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
 /* Bring the loopback interface up. Returns 0, or -1 (logged). */
 int vmc_loopback_up(void);
+
+/* One NIC of "network.interfaces" (guest/PROTOCOL.md). IPv4 only. */
+struct vmc_net_iface {
+    unsigned char mac[6]; /* how the agent finds the device */
+    char name[16];        /* renamed to this (IFNAMSIZ, NUL-terminated) */
+    int mtu;              /* 0: leave the driver's */
+    unsigned int addr;    /* network byte order; 0: no address */
+    int prefix;           /* 0..32 */
+    unsigned int gateway; /* network byte order; 0: no default route */
+};
+
+struct vmc_net_config {
+    struct vmc_net_iface *ifaces;
+    size_t n;
+};
+
+/* Parse the optional "network" member of the config (absent or null: no NICs).
+ * 0, or -1 with a message in err. */
+int vmc_net_config_parse(json_object *root, struct vmc_net_config *net, char *err, size_t errlen);
+void vmc_net_config_free(struct vmc_net_config *net);
+
+/* Configure every NIC of net: found by MAC, renamed, MTU, address, up; then the
+ * default route through the first gateway. 0, or -1 with a message in err. */
+int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen);
+
+/* NET_CONFIG (guest/PROTOCOL.md): configure hot-plugged NICs, waiting up to
+ * NET_WAIT_MS for each to appear; answers NET_RESULT on `session`. */
+void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len);
 
 #endif

@@ -27,6 +27,7 @@
 #define VMC_MSG_PROCESSES 0x08
 #define VMC_MSG_ARCHIVE_INFO 0x09
 #define VMC_MSG_SYNCED 0x0e
+#define VMC_MSG_NET_RESULT 0x0c
 
 /* Host to guest. */
 #define VMC_MSG_SIGNAL 0x81
@@ -36,6 +37,7 @@
 #define VMC_MSG_TOP 0x85
 #define VMC_MSG_ARCHIVE 0x86
 #define VMC_MSG_SYNC 0x8a
+#define VMC_MSG_NET_CONFIG 0x88
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
 #define VMC_MAX_HOST_PAYLOAD 65536u

@@ -7,6 +7,7 @@
  * An EXEC session ends with EXIT once its process was reaped and its output
  * reached EOF; the main session ends last (its EXIT is the caller's). */
 #include "session.h"
+#include "net.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -261,6 +262,10 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
         json_object *top = vmc_top();
         if (top != NULL)
             vmc_send_json(VMC_MSG_PROCESSES, id, top);
+        return;
+    }
+    if (type == VMC_MSG_NET_CONFIG) {
+        vmc_net_on_config(id, payload, len);
         return;
     }
     struct session *s = find(id);

@@ -12,6 +12,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("VMCONTAINER_BOOT_DIR", "/var/lib/vmcontainer/boot"
                       if os.geteuid() == 0 else str(Path.home() / ".cache/vmcontainer/boot"))
+# User-mode networking everywhere unless a test asks for bridge mode: bridge mode
+# creates bridges, taps and nftables tables, which tests may only do inside a
+# network namespace they create (tests/api/test_network_bridge.py).
+os.environ["VMCONTAINER_NETWORK"] = "user"
 
 from backends import BACKEND, ensure_libvirtd
 

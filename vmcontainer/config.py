@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmcontainer.errors import InvalidParameter
+
 DEFAULT_MEMORY_MIB = 512
 DEFAULT_VCPUS = 1
 
@@ -31,7 +33,15 @@ class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
     ``memory_mib``/``vcpus``: VM size when the container asks for none;
     ``insecure_registries``, ``registry_mirrors``, ``registry_certs_dir``: daemon.json
-    ``insecure-registries``, ``registry-mirrors``, ``registry-certs-dir``."""
+    ``insecure-registries``, ``registry-mirrors``, ``registry-certs-dir``; ``bind_ip``: where
+    a published port without a host IP listens (Docker's ``--ip``; Docker's default
+    is 0.0.0.0, vmcontainer's loopback: DESIGN.md "Networking"); ``network_driver``:
+    ``user`` (QEMU user networking, no privilege, nothing changed on the host) or
+    ``bridge`` (root: Linux bridges, taps, nftables, dnsmasq), from
+    ``VMCONTAINER_NETWORK``. Docker has no such switch (rootless Docker always
+    uses slirp); ``user`` stays the default even as root until bridge mode has
+    every user-mode feature (UDP ports), and so that a root test or CLI run never
+    changes the host's interfaces unasked."""
 
     root: Path
     boot_dir: Path
@@ -40,12 +50,22 @@ class Settings:
     insecure_registries: tuple[str, ...] = ()
     registry_mirrors: tuple[str, ...] = ()
     registry_certs_dir: str = ""
+    bind_ip: str = "127.0.0.1"
+    network_driver: str = "user"
 
     @classmethod
     def from_env(cls) -> Settings:
         root = default_root()
         boot = os.environ.get("VMCONTAINER_BOOT_DIR")
-        return cls(root=root, boot_dir=Path(boot) if boot else root / "boot")
+        driver = os.environ.get("VMCONTAINER_NETWORK") or "user"
+        if driver not in ("user", "bridge"):
+            raise InvalidParameter(f"VMCONTAINER_NETWORK must be user or bridge, not {driver!r}")
+        return cls(root=root, boot_dir=Path(boot) if boot else root / "boot",
+                   network_driver=driver)
+
+    @property
+    def network_dir(self) -> Path:
+        return self.root / "network"
 
     @property
     def containers_dir(self) -> Path:

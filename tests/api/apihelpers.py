@@ -48,12 +48,13 @@ class Daemon:
     ``root``; its stderr goes to ``log``."""
 
     def __init__(self, root: Path, sock: Path, extra: tuple[str, ...] = (),
-                 prefix: tuple[str, ...] = ()) -> None:
-        """``prefix``: a command the daemon runs under (e.g. ``ip netns exec NS``)."""
+                 prefix: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        """``prefix``: a command the daemon runs under (``ip netns exec NS``);
+        ``env``: more environment variables."""
         self.root, self.sock = root, sock
         self.prefix = prefix
         self.log = root.parent / (root.name + "-daemon.log")
-        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root)}
+        self.env = {**os.environ, "VMCONTAINER_ROOT": str(root), **(env or {})}
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -125,7 +125,6 @@ def test_create_malformed(daemon: Daemon, raw: bytes, ctype: str, message: str) 
 
 def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
     for host, what in (({"Sysctls": {"a.b": "1"}}, "sysctls"),
-                       ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "ports"),
                        ({"LogConfig": {"Type": "syslog"}}, "log driver")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": host})
         assert r.status == 400 and what in r.message and "not supported" in r.message
@@ -145,7 +144,9 @@ def test_create_refuses_what_it_cannot_honour(daemon: Daemon) -> None:
              'invalid mount config for type "bind": bind source path does not exist: '
              "/nonexistent-vmc"),
             ({"HostConfig": {"Binds": ["/a:/x", "v1:/x"]}}, "Duplicate mount point: /x"),
-            ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared")):
+            ({"HostConfig": {"IpcMode": "host"}}, "no IPC namespace shared"),
+            ({"HostConfig": {"NetworkMode": "host"}}, "no network namespace shared"),
+            ({"HostConfig": {"PortBindings": {"80/sctp": []}}}, "invalid proto: sctp")):
         r = daemon.post_json("/containers/create", {"Image": "busybox", **body})
         assert r.status == 400 and message in r.message, r.message
     r = daemon.post_json("/containers/create", {"Image": "busybox", "HostConfig": {

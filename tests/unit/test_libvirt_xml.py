@@ -17,6 +17,7 @@ from vmcontainer.vm.libvirtxml import (
     domain_for,
     owner_of,
 )
+from vmcontainer.vm.nic import HostForward, NicSpec
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec, ShareSpec
 
 OWNER = "f" * 64
@@ -30,6 +31,8 @@ def spec(**kw: object) -> MachineSpec:
                DiskSpec(Path("/d/config.iso"), "config", format="raw", readonly=True)),
         channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
         shares=(ShareSpec(Path("/srv/src"), "bind0", readonly=True),),
+        nics=(NicSpec("net0", "02:42:0a:00:02:0f",
+                      forwards=(HostForward("tcp", "127.0.0.1", 18080, 80),)),),
         extra_cmdline=("vmcontainer.debug=1",), owner=OWNER)
     base.update(kw)
     return MachineSpec(**base)  # type: ignore[arg-type]
@@ -59,6 +62,10 @@ def test_local_domain() -> None:
     assert rootfs.findtext("serial") == "rootfs" and rootfs.find("readonly") is None
     assert rootfs.find("backingStore") is None  # local: libvirt reads the header
     assert config.find("driver").get("type") == "raw" and config.find("readonly") is not None
+    qemu = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+    args = [a.get("value") for a in dom.iterfind(f"{qemu}commandline/{qemu}arg")]
+    assert args[0] == "-netdev" and "hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80" in args[1]
+    assert args[2:] == ["-device", "virtio-net-pci,netdev=net0,mac=02:42:0a:00:02:0f,id=devnet0"]
     (share,) = dom.findall("devices/filesystem")
     assert share.attrib == {"type": "mount", "accessmode": "passthrough"}
     assert share.find("source").get("dir") == "/srv/src"
@@ -131,3 +138,21 @@ def test_defined_on_the_test_driver() -> None:
         dom.undefine()
     finally:
         conn.close()
+
+
+def test_tap_nics_and_hotplug_ports(tmp_path: Path) -> None:
+    s = spec(machine_type="q35", hotplug_slots=2,
+             nics=(NicSpec("net0", "02:42:ac:11:00:02", netdev="tap", tap="vmct1", bus="hp0"),))
+    xml = render(s)
+    dom = ET.fromstring(xml)
+    (iface,) = dom.findall("devices/interface")
+    assert iface.get("type") == "ethernet" and iface.find("mac").get("address") == \
+        "02:42:ac:11:00:02"
+    assert iface.find("target").attrib == {"dev": "vmct1", "managed": "no"}
+    ports = [c for c in dom.iterfind("devices/controller") if c.get("model") == "pcie-root-port"]
+    assert len(ports) == 2
+    path = tmp_path / "domain.xml"
+    path.write_text(xml)
+    out = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.vm.nic import HostForward, NicSpec
 from vmcontainer.vm.qemu import qemu_argv
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
@@ -72,3 +73,64 @@ def test_9p_shares_use_passthrough_and_honour_readonly() -> None:
         ShareSpec(Path("rel"), "bind0")
     with pytest.raises(InvalidParameter):
         spec(shares=(ShareSpec(Path("/a"), "t"), ShareSpec(Path("/b"), "t")))
+
+
+def test_user_nic_renders_netdev_with_host_forwards() -> None:
+    nic = NicSpec(id="net0", mac="02:42:0a:0b:0c:0d", forwards=(
+        HostForward("tcp", "127.0.0.1", 18080, 80), HostForward("udp", "0.0.0.0", 5353, 53)))
+    argv = qemu_argv(spec(nics=(nic,)), "qemu", "tcg", None)
+    netdev = argv[argv.index("-netdev") + 1]
+    assert netdev == ("user,id=net0,net=10.0.2.0/24,host=10.0.2.2,dns=10.0.2.3,"
+                      "dhcpstart=10.0.2.15,ipv6=off,"
+                      "hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80,"
+                      "hostfwd=udp:0.0.0.0:5353-10.0.2.15:53")
+    assert "virtio-net-device,netdev=net0,mac=02:42:0a:0b:0c:0d,id=devnet0" in argv
+
+
+def test_tap_nic_on_q35_is_pci() -> None:
+    nic = NicSpec(id="net1", mac="02:42:ac:11:00:02", netdev="tap", tap="vmc-tap1")
+    argv = qemu_argv(spec(machine_type="q35", nics=(nic,)), "qemu", "kvm", None)
+    assert "tap,id=net1,ifname=vmc-tap1,script=no,downscript=no,vhost=off" in argv
+    assert "virtio-net-pci,netdev=net1,mac=02:42:ac:11:00:02,id=devnet1" in argv
+
+
+def test_hotplug_slots_are_pcie_root_ports_with_native_hotplug() -> None:
+    nic = NicSpec(id="net0", mac="02:42:ac:11:00:02", netdev="tap", tap="vmt1", bus="hp0")
+    argv = qemu_argv(spec(machine_type="q35", hotplug_slots=2, nics=(nic,)), "qemu", "tcg",
+                     None)
+    assert "pcie-root-port,id=hp0,bus=pcie.0,chassis=1,slot=1" in argv
+    assert "pcie-root-port,id=hp1,bus=pcie.0,chassis=2,slot=2" in argv
+    assert "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off" in argv
+    assert "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02,id=devnet0,bus=hp0" in argv
+    with pytest.raises(InvalidParameter):
+        spec(hotplug_slots=2)  # microvm has no hot-plug
+
+
+@pytest.mark.parametrize("bad", [
+    dict(id="net0", mac="02:42:0A:0b:0c:0d"),  # upper case
+    dict(id="net0", mac="02:42:0a:0b:0c"),
+    dict(id="Net,0", mac="02:42:0a:0b:0c:0d"),
+    dict(id="net0", mac="02:42:0a:0b:0c:0d", netdev="tap", tap="a,b"),
+    dict(id="net0", mac="02:42:0a:0b:0c:0d", netdev="tap", tap="tap0",
+         forwards=(HostForward("tcp", "127.0.0.1", 1, 1),)),
+    dict(id="net0", mac="02:42:0a:0b:0c:0d", netdev="vde"),
+    dict(id="net0", mac="02:42:0a:0b:0c:0d", guest_ip="10.0.3.15"),
+])
+def test_invalid_nics_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(InvalidParameter):
+        NicSpec(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [
+    ("sctp", "127.0.0.1", 1, 1), ("tcp", "::1", 1, 1), ("tcp", "127.0.0.1,x", 1, 1),
+    ("tcp", "127.0.0.1", 0, 1), ("tcp", "127.0.0.1", 1, 65536),
+])
+def test_invalid_host_forwards_are_refused(bad: tuple[str, str, int, int]) -> None:
+    with pytest.raises(InvalidParameter):
+        HostForward(*bad)
+
+
+def test_nic_ids_are_unique() -> None:
+    nic = NicSpec(id="net0", mac="02:42:0a:0b:0c:0d")
+    with pytest.raises(InvalidParameter):
+        spec(nics=(nic, nic))

@@ -121,8 +121,36 @@ class SystemBackend(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+class NetworkBackend(Protocol):
+    def network_list(self, filters: dict[str, list[str]] | None = None
+                     ) -> list[dict[str, Any]]: ...
+
+    def network_inspect(self, ref: str) -> dict[str, Any]: ...
+
+    def network_create(self, name: str, driver: str, internal: bool,
+                       ipam_config: list[dict[str, str]], labels: dict[str, str],
+                       options: dict[str, str]) -> str: ...
+
+    def network_remove(self, ref: str) -> None: ...
+
+    def network_prune(self, filters: dict[str, list[str]] | None = None) -> list[str]: ...
+
+    async def network_connect(self, ref: str, container: str,
+                              config: dict[str, Any]) -> None: ...
+
+    async def network_disconnect(self, ref: str, container: str,
+                                 force: bool = False) -> None: ...
+
+
+def _backend(request: web.Request) -> NetworkBackend:
+    eng: Any = engine(request)
+    backend: NetworkBackend = eng
+    return backend
+
+
 class EngineBackend(ContainerReader, ContainerLifecycle, ContainerOutput, ContainerProcesses,
-                    VolumeBackend, ContainerFiles, SystemBackend, Protocol):
+                    VolumeBackend, ContainerFiles, SystemBackend, NetworkBackend,
+                    Protocol):
     """Everything the application needs; ``make_app`` takes one of these."""
 
 

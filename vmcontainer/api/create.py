@@ -3,8 +3,8 @@
 
 Every field read is type-checked (a wrong type is a 400 naming the field); fields
 Docker knows and vmcontainer does not read are ignored, as Docker ignores unknown
-ones. Options whose silent loss would break the container's contract (published
-ports, other log drivers or networks) are
+ones. Options whose silent loss would break the container's contract (other log
+drivers) are
 refused with a clear message until the engine supports them; minor ones become
 create ``Warnings``, which the docker CLI prints.
 """
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from vmcontainer.api.createchecks import refuse_unsupported
+from vmcontainer.api.createnet import network_fields
 from vmcontainer.engine import resources
 from vmcontainer.engine.names_files import check_dns, check_extra_hosts
 from vmcontainer.engine.spec import ContainerSpec
@@ -28,7 +29,6 @@ JSON_FILE_OPTIONS = ("max-file", "max-size", "compress", "labels", "labels-regex
 ROTATION_OPTIONS = {"max-file", "max-size", "compress"}
 DOCKER_LOG_DRIVERS = ("", "json-file", "none", "local", "syslog", "journald", "gelf",
                       "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries")
-NETWORK_MODES = ("", "default", "bridge", "none")
 
 
 class Fields:
@@ -190,12 +190,6 @@ def _host_config(host: Fields, warnings: list[str]) -> dict[str, Any]:
     if ROTATION_OPTIONS & log_options.keys():
         warnings.append("log rotation (LogConfig max-size, max-file, compress) is stored but "
                         "not applied by vmcontainer yet: the json-file log grows unbounded")
-    ports = host.mapping("PortBindings")
-    if any(ports.values()):
-        raise _unsupported("publishing ports (PortBindings)")
-    network = host.text("NetworkMode")
-    if network not in NETWORK_MODES:
-        raise _unsupported(f"network mode '{network}'")
     if host.flag("Privileged"):
         warnings.append("Privileged has no meaning for a VM container; ignored")
     return {"memory_bytes": memory, "nano_cpus": nano_cpus, "auto_remove": auto_remove,
@@ -308,6 +302,7 @@ def parse_create(body: object, name: str) -> tuple[ContainerSpec, list[str]]:
         is not None else None,
         stop_signal=cfg.text("StopSignal"),
         stop_timeout=stop_timeout,
+        **network_fields(cfg.doc, cfg.sub("HostConfig").doc),
         **host,
     )
     return spec, warnings

@@ -28,6 +28,7 @@ from vmcontainer.api import (
     distribution,
     events,
     images,
+    networks,
     processes,
     system,
     volumes,
@@ -61,7 +62,7 @@ def make_app(engine: EngineBackend, debug: bool = False) -> web.Application:
     app[system.DEBUG] = debug
     app[OPERATIONS] = set()
     for module in (system, auth, distribution, events, containers, container_streams,
-                   processes, images, volumes, archive):
+                   processes, images, volumes, archive, networks):
         for method, path, handler in module.routes():
             app.router.add_route(method, path, handler)
             app.router.add_route(method, VERSION_PREFIX + path, handler)

@@ -96,6 +96,7 @@ def hold_pidfile(path: Path) -> int:
 async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     from vmcontainer.api.server import serve  # aiohttp: imported only by the daemon
     from vmcontainer.engine.engine import Engine
+    from vmcontainer.engine.netstart import restore_networks
 
     settings = _settings(config)
     pid_path = pidfile or settings.root / "vmcontainer.pid"
@@ -106,6 +107,7 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     adopted = await engine.adopt()
     if adopted:
         log.info("adopted %d running containers", len(adopted))
+    restore_networks(ctx, set(adopted))
     restored = await engine.restore()
     if restored:
         log.info("started %d containers by their restart policy", len(restored))

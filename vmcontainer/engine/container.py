@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.state import State
+from vmcontainer.network.usermode import stopped_settings
 from vmcontainer.volume.mounts import MountPoint
 
 
@@ -24,7 +25,10 @@ class Container:
     start; ``manually_stopped`` is moby's HasBeenManuallyStopped (set by ``docker
     stop``/``kill``, cleared by ``docker start``): an ``unless-stopped`` container
     so marked is not started again when the daemon starts. ``mounts``: its
-    volumes, binds and tmpfs mounts, resolved at create (volume names filled in)."""
+    volumes, binds and tmpfs mounts, resolved at create (volume names filled in).
+    ``network_settings`` is Docker's NetworkSettings of the last start (addresses, bound ports);
+    ``endpoints_config`` the networks it is configured for besides NetworkMode's
+    (bridge mode), name → ``{"Aliases": [...], "IPv4Address": ""}``."""
 
     id: str
     name: str
@@ -39,6 +43,8 @@ class Container:
     boot: dict[str, Any] = field(default_factory=dict)
     manually_stopped: bool = False
     mounts: tuple[MountPoint, ...] = ()
+    network_settings: dict[str, Any] = field(default_factory=dict)
+    endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:
@@ -55,6 +61,8 @@ class Container:
             "restart_count": self.restart_count, "boot": self.boot,
             "manually_stopped": self.manually_stopped,
             "mounts": [m.to_json() for m in self.mounts],
+            "network_settings": self.network_settings,
+            "endpoints_config": self.endpoints_config,
         }
 
     @classmethod
@@ -66,6 +74,8 @@ class Container:
             restart_count=d.get("restart_count", 0), boot=d.get("boot", {}),
             manually_stopped=d.get("manually_stopped", False),
             mounts=tuple(MountPoint.from_json(m) for m in d.get("mounts") or ()),
+            network_settings=d.get("network_settings") or {},
+            endpoints_config=d.get("endpoints_config") or {},
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:
@@ -96,9 +106,14 @@ class Container:
             },
             "Mounts": [],
             "Config": self.config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
-                "Networks": {},
-            },
+            "NetworkSettings": current_settings(self),
             "VM": self.boot,
         }
+
+
+def current_settings(c: Container) -> dict[str, Any]:
+    """NetworkSettings as inspect shows them: the last start's while the VM runs
+    (running, paused, restarting), the network without addresses otherwise."""
+    if c.state.running and c.network_settings:
+        return c.network_settings
+    return stopped_settings(c.host_config.get("NetworkMode") or "none")

@@ -12,15 +12,17 @@ from vmcontainer.engine.store import ContainerStore
 from vmcontainer.errors import System
 from vmcontainer.image.registry import RegistryPolicy
 from vmcontainer.image.store import ImageStore
+from vmcontainer.network.bridge import BridgeNetworks
+from vmcontainer.network.proxy import ProxySet
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.bootassets import BootAssets, Progress, ensure_boot_assets
 from vmcontainer.volume.store import VolumeStore
 
 
 class EngineContext:
-    """``backend`` may be set later (choosing it may probe KVM: see
-    ``vmcontainer.vm.accel``); boot assets are built on first use, reporting to
-    ``progress``."""
+    """``networks`` is None in user-mode networking; ``backend`` may be set later
+    (choosing it may probe KVM: see ``vmcontainer.vm.accel``); boot assets are
+    built on first use, reporting to ``progress``."""
 
     def __init__(self, settings: Settings, backend: Backend | None = None,
                  assets: BootAssets | None = None, progress: Progress | None = None) -> None:
@@ -32,6 +34,9 @@ class EngineContext:
                                                   settings.registry_certs_dir,
                                                   settings.registry_mirrors))
         self.volumes = VolumeStore(settings.volumes_dir)
+        self.networks = (BridgeNetworks(settings.network_dir)
+                         if settings.network_driver == "bridge" else None)
+        self.proxies: dict[str, ProxySet] = {}  # container ID → its published ports
         self._backend: Backend | None = None
         if backend is not None:
             self.backend = backend

@@ -41,6 +41,7 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         "Cmd": list(spec.cmd) if spec.cmd is not None else ic.get("Cmd"),
         "Image": spec.image,
         "Volumes": {**(ic.get("Volumes") or {}), **{v: {} for v in spec.volumes}} or None,
+        **({"ExposedPorts": exposed} if (exposed := _exposed(spec, ic)) else {}),
         "WorkingDir": spec.working_dir or ic.get("WorkingDir", ""),
         "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None
         else ic.get("Entrypoint"),
@@ -50,6 +51,12 @@ def _config(spec: ContainerSpec, image: Image, hostname: str, env: list[str]) ->
         **({"StopTimeout": spec.stop_timeout} if spec.stop_timeout is not None else {}),
         **({"Healthcheck": hc} if (hc := _healthcheck(spec, ic)) else {}),
     }
+
+
+def _exposed(spec: ContainerSpec, ic: dict[str, Any]) -> dict[str, Any]:
+    """Config.ExposedPorts: the image's, the request's and every published port."""
+    keys = [*(ic.get("ExposedPorts") or {}), *spec.exposed_ports, *spec.port_bindings]
+    return {k if "/" in k else f"{k}/tcp": {} for k in keys}
 
 
 def _healthcheck(spec: ContainerSpec, ic: dict[str, Any]) -> dict[str, Any] | None:
@@ -76,8 +83,9 @@ def _host_config(spec: ContainerSpec) -> dict[str, Any]:
     return {
         "Binds": None,
         "LogConfig": {"Type": "json-file", "Config": dict(spec.log_options)},
-        "NetworkMode": "none",
-        "PortBindings": {},
+        "NetworkMode": spec.network_mode,
+        "PortBindings": spec.port_bindings,
+        "PublishAllPorts": spec.publish_all,
         "RestartPolicy": {"Name": spec.restart_policy or "no",
                           "MaximumRetryCount": spec.restart_max_retries},
         "AutoRemove": spec.auto_remove,
@@ -124,6 +132,7 @@ def create_container(store: ContainerStore, images: ImageStore, spec: ContainerS
     container = Container(
         id=cid, name="", created=now_rfc3339(), path=args[0], args=tuple(args[1:]),
         image_id=image.id, config=_config(spec, image, hostname, env), host_config=host_config,
+        endpoints_config=dict(spec.endpoints),
     )
     directory = store.dir(cid)
     with store.locked():

@@ -31,6 +31,7 @@ from vmcontainer.engine.listing import matches, summary
 from vmcontainer.engine.maintenance import MaintenanceVMs
 from vmcontainer.engine.mounts import inspect_mounts, remove_anonymous
 from vmcontainer.engine.names import validate_name
+from vmcontainer.engine.networks import NetworksMixin
 from vmcontainer.engine.output import OutputMixin
 from vmcontainer.engine.pause import pause, unpause
 from vmcontainer.engine.processes import ProcessesMixin
@@ -63,7 +64,8 @@ def _wait_result(code: int) -> dict[str, Any]:
     return {"StatusCode": code, "Error": None}
 
 
-class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixin):
+class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixin,
+             NetworksMixin):
     """See the module docstring. Methods raise the error kinds of
     ``vmcontainer.errors`` with Docker's messages."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, current_settings
 from vmcontainer.engine.humanize import parse_time, ps_status
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.network.ports import ps_ports
 
 FILTERS = {"status", "name", "id", "label", "ancestor", "exited", "before", "since"}
 STATUSES = {str(s) for s in Status}
@@ -17,6 +18,7 @@ STATUSES = {str(s) for s in Status}
 def summary(c: Container, image_names: dict[str, str]) -> dict[str, Any]:
     """ContainerSummary of ``c``; ``image_names`` maps image IDs to a tag to show."""
     cmd = " ".join([c.path, *c.args])
+    settings = current_settings(c)
     return {
         "Id": c.id,
         "Names": ["/" + c.name],
@@ -24,12 +26,12 @@ def summary(c: Container, image_names: dict[str, str]) -> dict[str, Any]:
         "ImageID": c.image_id,
         "Command": cmd,
         "Created": int(parse_time(c.created).timestamp()),
-        "Ports": [],
+        "Ports": ps_ports(settings["Ports"]),
         "Labels": c.config.get("Labels") or {},
         "State": str(c.state.status),
         "Status": ps_status(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode", "none")},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": settings["Networks"]},
         "Mounts": [],
     }
 

@@ -49,7 +49,7 @@ class Sessions:
         if q is not None:
             q.put_nowait(frame)
             if frame.type in (MsgType.EXIT, MsgType.START_ERROR, MsgType.PROCESSES,
-                              MsgType.SYNCED):
+                              MsgType.SYNCED, MsgType.NET_RESULT):
                 q.put_nowait(None)
 
     async def drained(self, session: int, limit: int = 64, poll_s: float = 0.002) -> None:

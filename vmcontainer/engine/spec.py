@@ -59,3 +59,8 @@ class ContainerSpec:
     volumes: tuple[str, ...] = ()  # Config.Volumes of the request (anonymous volumes)
     mount_config: dict[str, Any] = field(default_factory=dict)  # Binds, Mounts, Tmpfs,
     # ReadonlyRootfs as the request gave them (recorded in HostConfig)
+    network_mode: str = "default"  # "default", "bridge", "none" or a network name
+    port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # Docker's
+    publish_all: bool = False  # docker run -P
+    exposed_ports: tuple[str, ...] = ()  # "80/tcp" items, besides the image's
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)  # network → config

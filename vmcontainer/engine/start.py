@@ -21,6 +21,13 @@ from vmcontainer.engine.create import vm_size
 from vmcontainer.engine.logs import JsonFileWriter
 from vmcontainer.engine.mounts import machine_mounts
 from vmcontainer.engine.names_files import hosts_text, resolv_conf_text
+from vmcontainer.engine.netstart import (
+    NetworkPlan,
+    hotplug_machine,
+    plan_network,
+    release_network,
+    restore_ports,
+)
 from vmcontainer.engine.process import process_env
 from vmcontainer.engine.sessions import Sessions
 from vmcontainer.engine.state import Status, now_rfc3339
@@ -91,9 +98,11 @@ class Running:
                                           session)
 
 
-def guest_config(c: Container, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def guest_config(c: Container, mounts: list[dict[str, Any]] | None = None,
+                 net: NetworkPlan | None = None) -> dict[str, Any]:
     """The config disk's JSON (guest/PROTOCOL.md) for container ``c``; ``mounts``:
-    its ``mounts`` list (``vmcontainer.engine.mounts.machine_mounts``)."""
+    its ``mounts`` list (``vmcontainer.engine.mounts.machine_mounts``); ``net``: the
+    NICs and resolvers of its network plan."""
     cfg = c.config
     hostname = cfg["Hostname"]
     hc = c.host_config
@@ -102,7 +111,8 @@ def guest_config(c: Container, mounts: list[dict[str, Any]] | None = None) -> di
         "id": c.id,
         "hostname": hostname,
         "hosts": hosts_text(hostname, hc.get("ExtraHosts") or ()),
-        "resolv_conf": resolv_conf_text(hc.get("Dns") or (), hc.get("DnsSearch") or (),
+        "resolv_conf": resolv_conf_text(hc.get("Dns") or (net.dns if net else None) or (),
+                                        hc.get("DnsSearch") or (),
                                         hc.get("DnsOptions") or ()),
         "rootfs": {"serial": "rootfs", "fstype": "ext4",
                    "readonly": bool(hc.get("ReadonlyRootfs"))},
@@ -119,6 +129,7 @@ def guest_config(c: Container, mounts: list[dict[str, Any]] | None = None) -> di
             "init": bool(c.host_config.get("Init")),
             "groups": list(hc.get("GroupAdd") or []),
         },
+        **({"network": net.guest} if net is not None else {}),
     }
 
 
@@ -141,20 +152,35 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     c = ctx.store.find(ref)
     if c.state.running and c.state.status != Status.RESTARTING:  # restart policy's start
         raise NotModified(f"container {c.name} is already running")
-    directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()
+    try:
+        net = await plan_network(ctx, c)
+    except Exception as err:
+        _record_start_failure(ctx, c, err)
+        raise
+    try:
+        return await _boot(ctx, c, net, assets.kernel, assets.initramfs, sink)
+    except BaseException:
+        await release_network(ctx, c.id)
+        raise
+
+
+async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path,
+                initramfs: Path, sink: OutputSink | None) -> Running:
+    directory = ctx.store.dir(c.id)
     _, _, mounts = machine_mounts(ctx.volumes, ctx.store, c)
-    write_config_disk(directory / "config.iso", guest_config(c, mounts))
+    write_config_disk(directory / "config.iso", guest_config(c, mounts, net))
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
-    spec = machine_spec(ctx, c, assets.kernel, assets.initramfs)
+    spec = machine_spec(ctx, c, kernel, initramfs, net)
     memory_mib, vcpus = spec.memory_mib, spec.vcpus
     t0 = time.monotonic()
     machine = await ctx.backend.start(spec)
     boot: dict[str, Any] = {
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
-        "Kernel": str(assets.kernel), "Initramfs": str(assets.initramfs),
+        "Kernel": str(kernel), "Initramfs": str(initramfs),
         "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
+        "HotplugSlots": spec.hotplug_slots,
     }
     try:
         link = await _connect(machine)
@@ -166,14 +192,16 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     state = c.state.move(Status.RUNNING, pid=machine.pid or 0, exit_code=0, error="",
                          oom_killed=False, started_at=now_rfc3339(),
                          finished_at=c.state.finished_at)
-    c = ctx.update(c.id, state=state, boot=boot)
+    c = ctx.update(c.id, state=state, boot=boot, network_settings=net.settings)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, started, sink))
     return running
 
 
-def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path) -> MachineSpec:
-    """The MachineSpec of container ``c``'s VM."""
+def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path,
+                 net: NetworkPlan | None = None) -> MachineSpec:
+    """The MachineSpec of container ``c``'s VM (``net``: its NICs; none when
+    adopting a VM that runs already)."""
     directory = ctx.store.dir(c.id)
     memory_mib, vcpus = vm_size(c.host_config, ctx.settings.memory_mib, ctx.settings.vcpus)
     volumes, shares, _ = machine_mounts(ctx.volumes, ctx.store, c, check=False)
@@ -184,6 +212,10 @@ def machine_spec(ctx: EngineContext, c: Container, kernel: Path, initramfs: Path
                DiskSpec(directory / "config.iso", "config", format="raw", readonly=True),
                *volumes),
         channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), shares=shares, owner=c.id,
+        nics=net.nics if net else (),
+        **(hotplug_machine(len(net.nics)) if net and net.hotplug else {}),
+        **({"machine_type": c.boot.get("MachineType", "microvm"),
+            "hotplug_slots": c.boot.get("HotplugSlots", 0)} if net is None else {}),
     )
 
 
@@ -196,6 +228,7 @@ async def adopt_container(ctx: EngineContext, c: Container,
     spec = machine_spec(ctx, c, Path(c.boot.get("Kernel", "")), Path(c.boot.get("Initramfs", "")))
     machine = await ctx.backend.adopt(spec, c.state.pid)
     link = await _connect(machine)
+    await restore_ports(ctx, c)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, [], sink))
     return running
@@ -291,6 +324,7 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
         rc = await running.machine.wait()
         error = error or (running.machine.failure() or "")
         exit_code = 137 if rc in (-9, 137) else 255
+    await release_network(ctx, c.id)
     latest = ctx.store.load(c.id)
     ctx.update(c.id, state=latest.state.move(
         Status.EXITED, pid=0, exit_code=exit_code, error=error, oom_killed=oom_killed,

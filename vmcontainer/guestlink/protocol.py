@@ -37,6 +37,7 @@ class MsgType(enum.IntEnum):
     LOG = 0x07
     PROCESSES = 0x08
     ARCHIVE_INFO = 0x09
+    NET_RESULT = 0x0C
     SYNCED = 0x0E
     SIGNAL = 0x81
     STDIN = 0x82
@@ -44,6 +45,7 @@ class MsgType(enum.IntEnum):
     EXEC = 0x84
     TOP = 0x85
     ARCHIVE = 0x86
+    NET_CONFIG = 0x88
     SYNC = 0x8A
 
 

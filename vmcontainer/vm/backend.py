@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.spec import MachineSpec
 
 
@@ -42,6 +43,14 @@ class Machine(Protocol):
 
     async def resume(self) -> None:
         """Let a paused VM run on (``docker unpause``). Raises System as ``pause``."""
+
+    async def add_nic(self, nic: NicSpec) -> None:
+        """Hot-plug tap NIC ``nic`` (a machine with hot-plug slots only). Raises
+        Conflict (no free slot), System."""
+
+    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
+        """Hot-unplug the NIC with ``mac``, once the guest released it. Raises
+        NotFound, System."""
 
     def failure(self) -> str | None:
         """Why the hypervisor ended on its own with an error, as one line, or None."""

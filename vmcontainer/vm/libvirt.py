@@ -15,14 +15,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from vmcontainer.errors import Conflict, InvalidParameter, System, Unavailable
+from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
 from vmcontainer.vm.libvirtconn import Connection, _libvirt, is_remote
 from vmcontainer.vm.libvirtrelay import ChannelRelay
 from vmcontainer.vm.libvirtstore import VolumePlacer
-from vmcontainer.vm.libvirtxml import HostPaths, channel_paths, domain_for, owner_of
+from vmcontainer.vm.libvirtxml import (
+    HostPaths,
+    TapInterface,
+    channel_paths,
+    domain_for,
+    owner_of,
+)
+from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.spec import MachineSpec
 
 log = logging.getLogger(__name__)
@@ -157,6 +165,36 @@ class LibvirtMachine:
         if self._dirfd >= 0:
             os.close(self._dirfd)
             self._dirfd = -1
+
+    async def add_nic(self, nic: NicSpec) -> None:
+        """Hot-plug tap NIC ``nic`` (libvirt places it in a free PCIe root port).
+        Raises InvalidParameter for a user-networking NIC, System when libvirt
+        refuses (e.g. no free port)."""
+        if nic.netdev != "tap":
+            raise InvalidParameter("only tap NICs can be hot-plugged")
+        await self._call("attach interface", self._dom.attachDeviceFlags,
+                         TapInterface(nic.mac, nic.tap).xml(),
+                         _libvirt().VIR_DOMAIN_AFFECT_LIVE)
+
+    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
+        """Hot-unplug the NIC with ``mac``; returns once the guest released it.
+        Raises NotFound when no NIC has ``mac``, System when it is not released."""
+        xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
+        iface = next((el for el in ET.fromstring(xml).iterfind("devices/interface")
+                      if el.find("mac") is not None
+                      and el.find("mac").get("address") == mac), None)  # type: ignore[union-attr]
+        if iface is None:
+            raise NotFound(f"no NIC with MAC {mac}")
+        await self._call("detach interface", self._dom.detachDeviceFlags,
+                         ET.tostring(iface, encoding="unicode"),
+                         _libvirt().VIR_DOMAIN_AFFECT_LIVE)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
+            if f"'{mac}'" not in xml and f'"{mac}"' not in xml:
+                return
+            await asyncio.sleep(0.2)
+        raise System(f"the guest did not release the NIC {mac} within {timeout:.0f}s")
 
     async def pause(self) -> None:
         """virDomainSuspend: vCPUs halt, QEMU and its sockets stay."""

@@ -13,7 +13,7 @@ becomes one more device class appended in ``devices()``.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from vmcontainer.vm.spec import MachineSpec
@@ -76,6 +76,53 @@ class Filesystem:
             _sub(fs, "readonly")
 
 
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+@dataclass(frozen=True)
+class TapInterface:
+    """A virtio-net NIC on an existing tap device (bridge mode), libvirt's
+    ``<interface type='ethernet'>`` with an unmanaged target."""
+
+    mac: str
+    tap: str
+
+    def render(self, devices: ET.Element) -> None:
+        iface = _sub(devices, "interface", type="ethernet")
+        _sub(iface, "mac", address=self.mac)
+        _sub(iface, "target", dev=self.tap, managed="no")
+        _sub(iface, "model", type="virtio")
+
+    def xml(self) -> str:
+        holder = ET.Element("devices")
+        self.render(holder)
+        return ET.tostring(holder[0], encoding="unicode")
+
+
+@dataclass(frozen=True)
+class UserNic:
+    """A virtio-net NIC on QEMU user networking with its host forwards. libvirt
+    9.0's ``<interface type='user'>`` has no port forwards without passt, so the
+    NIC is given as the very QEMU arguments the qemu backend uses
+    (``<qemu:commandline>``; libvirt marks such a domain "tainted", nothing more)."""
+
+    args: tuple[str, ...]
+
+    def render(self, devices: ET.Element) -> None:
+        pass  # rendered by Domain.element under <qemu:commandline>
+
+
+@dataclass(frozen=True)
+class RootPorts:
+    """``count`` empty PCIe root ports, where NICs are hot-plugged."""
+
+    count: int
+
+    def render(self, devices: ET.Element) -> None:
+        for _ in range(self.count):
+            _sub(devices, "controller", type="pci", model="pcie-root-port")
+
+
 @dataclass(frozen=True)
 class Channel:
     """A virtio-serial port ``name`` backed by a unix socket the hypervisor listens on.
@@ -124,7 +171,8 @@ class NoDefaults:
         _sub(devices, "memballoon", model="none")
 
 
-Device = Disk | Filesystem | Channel | Console | Rng | NoDefaults
+Device = (Disk | Filesystem | TapInterface | UserNic | RootPorts | Channel | Console | Rng
+          | NoDefaults)
 
 
 @dataclass(frozen=True)
@@ -170,10 +218,16 @@ class Domain:
         if self.run_as_root:
             sec = _sub(dom, "seclabel", type="static", model="dac", relabel="no")
             _sub(sec, "label", "+0:+0")
+        args = [a for d in self.devices if isinstance(d, UserNic) for a in d.args]
+        if args:
+            line = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
+            for arg in args:
+                ET.SubElement(line, f"{{{QEMU_NS}}}arg", value=arg)
         return dom
 
     def xml(self) -> str:
         ET.register_namespace(METADATA_PREFIX, METADATA_NS)
+        ET.register_namespace("qemu", QEMU_NS)
         el = self.element()
         ET.indent(el)
         return ET.tostring(el, encoding="unicode")
@@ -210,6 +264,13 @@ def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str
         devices.append(Disk(path, disk.serial, f"vd{chr(ord('a') + i)}", disk.format,
                             disk.readonly, backing))
     devices += [Filesystem(PurePosixPath(s.path), s.tag, s.readonly) for s in spec.shares]
+    for nic in spec.nics:
+        if nic.netdev == "tap":
+            devices.append(TapInterface(nic.mac, nic.tap))
+        else:  # without bus=: libvirt places its own devices, QEMU this one on pcie.0
+            devices.append(UserNic(tuple(replace(nic, bus="").qemu_args("virtio-net-pci"))))
+    if spec.hotplug_slots:
+        devices.append(RootPorts(spec.hotplug_slots))
     devices += [Channel(ch.name) for ch in spec.channels]
     devices += [Console(paths.console), Rng(), NoDefaults()]
     return Domain(

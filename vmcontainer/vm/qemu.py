@@ -18,8 +18,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from vmcontainer.errors import InvalidParameter, System, Unavailable
+from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
 from vmcontainer.vm.host import host_tsc_khz
+from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.process import WatchedProcess, hypervisor_alive
 from vmcontainer.vm.spec import MachineSpec
 
@@ -91,6 +92,14 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -
             "-fsdev", f"local,id=fs{i},path={path},security_model=passthrough{ro}",
             "-device", f"{_device('9p', mt)},fsdev=fs{i},mount_tag={share.tag}",
         ]
+    if spec.hotplug_slots:
+        # Native PCIe hot-plug (the guest's pciehp): QEMU would otherwise signal
+        # hot-plug through ACPI, which the guest kernel does not have.
+        argv += ["-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+    for i in range(spec.hotplug_slots):
+        argv += ["-device", f"pcie-root-port,id=hp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
+    for nic in spec.nics:
+        argv += nic.qemu_args(_device("net", mt))
     return argv
 
 
@@ -193,18 +202,78 @@ class QemuMachine:
         """QMP ``cont``."""
         await self._command("cont")
 
-    async def _command(self, command: str, timeout: float = 10.0) -> None:
-        """Execute one QMP command, waiting for the QMP connection first. Raises
-        System when QEMU has ended or does not answer."""
+    async def _command(self, command: str, timeout: float = 10.0,
+                       arguments: dict[str, object] | None = None) -> object:
+        """Execute one QMP command, waiting for the QMP connection first; its
+        return value. Raises System when QEMU has ended or does not answer."""
         try:
             await asyncio.wait_for(asyncio.shield(self._qmp_task), timeout)
             if self._qmp is None or self._proc.returncode is not None:
                 raise System(f"QMP {command}: the VM has ended")
-            await asyncio.wait_for(self._qmp.execute(command), timeout)
+            result: object = await asyncio.wait_for(
+                self._qmp.execute(command, arguments), timeout)
+            return result
         except System:
             raise
         except Exception as err:
             raise System(f"QMP {command} failed: {err or type(err).__name__}") from err
+
+    async def add_nic(self, nic: NicSpec) -> None:
+        """Hot-plug tap NIC ``nic`` into the first free hot-plug slot. Raises
+        Conflict when every slot is taken, System when QEMU refuses."""
+        used = {d["bus"] for d in await self._nics()}
+        free = [f"hp{i}" for i in range(self._spec.hotplug_slots) if f"hp{i}" not in used]
+        if not free:
+            raise Conflict("no free hot-plug slot left in this container's VM (restart it "
+                           "to connect more networks)")
+        await self._command("netdev_add", arguments=nic.qmp_netdev())
+        try:
+            await self._command("device_add", arguments={
+                "driver": "virtio-net-pci", "id": f"dev{nic.id}", "netdev": nic.id,
+                "mac": nic.mac, "bus": free[0]})
+        except System:
+            await self._command("netdev_del", arguments={"id": nic.id})
+            raise
+
+    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
+        """Hot-unplug the NIC with ``mac`` and its netdev; returns once the guest
+        has released it (Linux's pciehp waits 5 s for a cancel first). Raises
+        NotFound when no NIC has ``mac``, System when the guest does not let go."""
+        nic = next((d for d in await self._nics() if d["mac"] == mac), None)
+        if nic is None:
+            raise NotFound(f"no NIC with MAC {mac}")
+        await self._command("device_del", arguments={"id": nic["id"]})
+        deadline = asyncio.get_running_loop().time() + timeout
+        while nic["id"] in await self._peripherals():
+            if asyncio.get_running_loop().time() > deadline:
+                raise System(f"the guest did not release NIC {mac} within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+        await self._command("netdev_del", arguments={"id": nic["netdev"]})
+
+    async def _peripherals(self) -> dict[str, str]:
+        """Devices with an id: id → QOM type (``child<virtio-net-pci>``)."""
+        listed = await self._command("qom-list", arguments={"path": "/machine/peripheral"})
+        return {str(i["name"]): str(i.get("type", "")) for i in listed
+                if isinstance(i, dict)} if isinstance(listed, list) else {}
+
+    async def _nics(self) -> list[dict[str, str]]:
+        """Every virtio-net device: id, mac, netdev, bus (its slot's id, or "");
+        one being unplugged meanwhile is left out."""
+        out = []
+        for name, kind in (await self._peripherals()).items():
+            if not kind.startswith("child<virtio-net"):
+                continue
+            path = f"/machine/peripheral/{name}"
+            try:
+                props = {prop: str(await self._command(
+                    "qom-get", arguments={"path": path, "property": prop}))
+                    for prop in ("mac", "netdev", "parent_bus")}
+            except System:
+                continue
+            parent = props.pop("parent_bus")
+            bus = parent.rsplit("/", 2)[-2] if parent.count("/") >= 2 else ""
+            out.append({"id": name, "bus": bus, **props})
+        return out
 
     def failure(self) -> str | None:
         """QEMU's own error line (from qemu.log) when it exited non-zero unasked."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmcontainer.errors import InvalidParameter
+from vmcontainer.vm.nic import NicSpec
 
 MIN_MEMORY_MIB = 64
 
@@ -75,6 +76,8 @@ class MachineSpec:
     ``owner``: who the VM belongs to (the container ID), recorded where the VM lives
     outside this process (libvirt domain metadata) so that only its own VMs are
     adopted.
+    ``hotplug_slots`` (q35 only): PCIe root ports ``hp0``… that NICs can be
+    plugged into and out of while the VM runs.
     """
 
     name: str
@@ -87,7 +90,9 @@ class MachineSpec:
     disks: tuple[DiskSpec, ...] = ()
     channels: tuple[ChannelSpec, ...] = ()
     shares: tuple[ShareSpec, ...] = ()
+    nics: tuple[NicSpec, ...] = ()
     machine_type: str = "microvm"
+    hotplug_slots: int = 0
     extra_cmdline: tuple[str, ...] = field(default=())
     owner: str = ""
 
@@ -104,3 +109,10 @@ class MachineSpec:
             raise InvalidParameter("disk serials must be unique")
         if len({s.tag for s in self.shares}) != len(self.shares):
             raise InvalidParameter("share tags must be unique")
+        if len({n.id for n in self.nics}) != len(self.nics):
+            raise InvalidParameter("NIC ids must be unique")
+        if self.hotplug_slots and self.machine_type != "q35":
+            raise InvalidParameter("hot-plug slots need the q35 machine (microvm has no "
+                                   "hot-plug)")
+        if not 0 <= self.hotplug_slots <= 32:
+            raise InvalidParameter("at most 32 hot-plug slots")

@@ -1,0 +1,277 @@
+"""Bridge networking (VMCONTAINER_NETWORK=bridge, as root) through the real
+``docker`` CLI, with the daemon inside a network namespace this module creates and
+deletes: every bridge, tap, nftables table, dnsmasq and proxy lives there, and no
+traffic leaves it. Containers are real VMs on a Debian image with redis and nginx."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apihelpers import Daemon, remove_all_containers
+from imagebuild import debian_rootfs, write_docker_archive
+
+pytestmark = pytest.mark.vm
+
+PACKAGES = ("python3", "redis-server", "redis-tools", "nginx-light")
+DEBIAN = "netdebian:1"
+REDIS = ["redis-server", "--protected-mode", "no", "--save", ""]
+
+
+def docker(d: Daemon, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def in_ns(ns: str, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def until(check: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[str]:
+    ns = "vmct" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    yield ns
+    subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+@pytest.fixture(scope="module")
+def bdaemon(tmp_path_factory: pytest.TempPathFactory, netns: str,
+            busybox_archive: Path) -> Iterator[Daemon]:
+    base = tmp_path_factory.mktemp("bridge")
+    d = Daemon(base / "root", base / "d.sock", prefix=("ip", "netns", "exec", netns),
+               env={"VMCONTAINER_NETWORK": "bridge"})
+    d.start()
+    archive = base / "debian.tar"
+    write_docker_archive(archive, [debian_rootfs(PACKAGES).read_bytes()], [DEBIAN],
+                         {"Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:"
+                                                   "/usr/sbin:/usr/bin:/sbin:/bin"]})
+    for a in (busybox_archive, archive):
+        r = d.request("POST", "/images/load?quiet=1", a.read_bytes(), timeout=600)
+        assert r.status == 200, r.body
+    archive.unlink()
+    yield d
+    try:
+        remove_all_containers(d)
+        docker(d, "network", "prune", "-f")
+    finally:
+        d.stop()
+        print(d.log_text())
+
+
+def test_names_between_containers_on_a_user_defined_network(bdaemon: Daemon) -> None:
+    d = bdaemon
+    r = docker(d, "network", "create", "appnet")
+    assert r.returncode == 0, r.stderr
+    net = json.loads(docker(d, "network", "inspect", "appnet").stdout)[0]
+    assert net["Driver"] == "bridge" and net["IPAM"]["Config"][0]["Subnet"] == "172.18.0.0/16"
+    assert "appnet" in docker(d, "network", "ls", "--format", "{{.Name}}").stdout.split()
+    r = docker(d, "run", "-d", "--name", "cache", "--network", "appnet",
+               "--network-alias", "kv", DEBIAN, *REDIS)
+    assert r.returncode == 0, r.stderr
+    cache_id = r.stdout.strip()
+    for host in ("cache", "kv", cache_id[:12]):
+        def pong(host: str = host) -> bool:
+            out = docker(d, "run", "--rm", "--network", "appnet", DEBIAN,
+                         "redis-cli", "-h", host, "ping")
+            return out.stdout.strip() == "PONG"
+        until(pong, 90)
+    info = json.loads(docker(d, "inspect", "cache").stdout)[0]["NetworkSettings"]
+    ep = info["Networks"]["appnet"]
+    assert ep["IPAddress"] == "172.18.0.2" and ep["Gateway"] == "172.18.0.1"
+    assert ep["Aliases"] == ["kv"] and ep["MacAddress"] == "02:42:ac:12:00:02"
+    members = json.loads(docker(d, "network", "inspect", "appnet").stdout)[0]["Containers"]
+    assert members[cache_id]["IPv4Address"] == "172.18.0.2/16"
+    # the default bridge has no names
+    r = docker(d, "run", "--rm", DEBIAN, "getent", "hosts", "cache")
+    assert r.returncode == 2, r.stdout + r.stderr
+    # a network in use cannot go
+    r = docker(d, "network", "rm", "appnet")
+    assert r.returncode == 1 and "has active endpoints" in r.stderr
+    # connect a stopped container: it joins at start, resolvable by name
+    assert docker(d, "create", "--name", "late", DEBIAN, "sleep", "600").returncode == 0
+    assert docker(d, "network", "connect", "appnet", "late").returncode == 0
+    assert docker(d, "start", "late").returncode == 0
+    until(lambda: docker(d, "exec", "cache", "getent", "hosts", "late").returncode == 0, 60)
+    nets = json.loads(docker(d, "inspect", "late").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "appnet"}
+    r = docker(d, "exec", "late", "redis-cli", "-h", "cache", "ping")
+    assert r.stdout.strip() == "PONG", r.stderr
+    # disconnect: gone from the network (and its names) after the next start
+    assert docker(d, "stop", "-t", "1", "late").returncode == 0
+    assert docker(d, "network", "disconnect", "appnet", "late").returncode == 0
+    assert docker(d, "start", "late").returncode == 0
+    r = docker(d, "exec", "cache", "getent", "hosts", "late")
+    assert r.returncode == 2, r.stdout
+    for name in ("cache", "late"):
+        assert docker(d, "rm", "-f", name).returncode == 0
+
+
+def test_connect_and_disconnect_a_running_container(bdaemon: Daemon) -> None:
+    """NIC hot-plug: the container joins (resolvable, reachable) and leaves the
+    network without a restart."""
+    d = bdaemon
+    if "hotnet" not in docker(d, "network", "ls", "--format", "{{.Name}}").stdout.split():
+        assert docker(d, "network", "create", "hotnet").returncode == 0
+    assert docker(d, "run", "-d", "--name", "srv", "--network", "hotnet", DEBIAN,
+                  *REDIS).returncode == 0
+    assert docker(d, "run", "-d", "--name", "live", DEBIAN, "sleep", "600").returncode == 0
+    try:
+        t0 = time.monotonic()
+        r = docker(d, "network", "connect", "--alias", "hot", "hotnet", "live")
+        assert r.returncode == 0, r.stderr
+        print(f"network connect (hot-plug + guest config): {time.monotonic() - t0:.2f} s")
+        nets = json.loads(docker(d, "inspect", "live").stdout)[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge", "hotnet"}
+        ip = nets["hotnet"]["IPAddress"]
+        r = docker(d, "exec", "live", "ip", "-4", "-o", "addr")
+        assert f"eth1    inet {ip}/16" in r.stdout, r.stdout
+        for host in ("live", "hot"):
+            r = docker(d, "exec", "srv", "getent", "hosts", host)
+            assert r.stdout.split()[:1] == [ip], r.stdout + r.stderr
+        srv_ip = json.loads(docker(d, "inspect", "srv").stdout)[0]["NetworkSettings"][
+            "Networks"]["hotnet"]["IPAddress"]
+        until(lambda: docker(d, "exec", "live", "redis-cli", "-h", srv_ip, "ping")
+              .stdout.strip() == "PONG", 60)
+        t0 = time.monotonic()
+        r = docker(d, "network", "disconnect", "hotnet", "live")
+        assert r.returncode == 0, r.stderr
+        print(f"network disconnect (hot-unplug): {time.monotonic() - t0:.2f} s")
+        assert docker(d, "exec", "srv", "getent", "hosts", "live").returncode == 2
+        r = docker(d, "exec", "live", "ls", "/sys/class/net")
+        assert r.stdout.split() == ["eth0", "lo"], r.stdout
+        nets = json.loads(docker(d, "inspect", "live").stdout)[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"bridge"}
+        members = json.loads(docker(d, "network", "inspect", "hotnet").stdout)[0]["Containers"]
+        assert len(members) == 1
+    finally:
+        for name in ("srv", "live"):
+            docker(d, "rm", "-f", name)
+        docker(d, "network", "rm", "hotnet")
+
+
+def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str) -> None:
+    d = bdaemon
+    r = docker(d, "run", "-d", "--name", "web", "-p", "8080:80", DEBIAN, "sh", "-c",
+               "echo written-by-test > /var/www/html/f.txt && "
+               "head -c 104857600 /dev/urandom > /var/www/html/big && "
+               "sha256sum /var/www/html/big > /var/www/html/big.sha && "
+               "exec nginx -g 'daemon off;'")
+    assert r.returncode == 0, r.stderr
+    try:
+        until(lambda: in_ns(netns, "curl", "-sf", "http://127.0.0.1:8080/f.txt").stdout
+              == "written-by-test\n", 120)
+        assert docker(d, "port", "web").stdout == "80/tcp -> 127.0.0.1:8080\n"
+        # 50 parallel short connections
+        script = ("import concurrent.futures as f, urllib.request as u\n"
+                  "def get(i):\n"
+                  "    return u.urlopen('http://127.0.0.1:8080/f.txt', timeout=60).read()\n"
+                  "with f.ThreadPoolExecutor(50) as ex:\n"
+                  "    got = list(ex.map(get, range(50)))\n"
+                  "print(sum(g == b'written-by-test\\n' for g in got))\n")
+        r = in_ns(netns, "python3", "-c", script)
+        assert r.stdout.strip() == "50", r.stderr
+        # 100 MiB, byte-exact, timed
+        want = in_ns(netns, "curl", "-sf", "http://127.0.0.1:8080/big.sha").stdout.split()[0]
+        t0 = time.monotonic()
+        r = subprocess.run(["ip", "netns", "exec", netns, "curl", "-sf",
+                            "http://127.0.0.1:8080/big"], capture_output=True, timeout=600)
+        seconds = time.monotonic() - t0
+        assert r.returncode == 0 and len(r.stdout) == 100 << 20
+        assert hashlib.sha256(r.stdout).hexdigest() == want
+        print(f"100 MiB through the published port in {seconds:.1f} s: "
+              f"{100 / seconds:.1f} MiB/s")
+    finally:
+        assert docker(d, "rm", "-f", "web").returncode == 0
+    r = in_ns(netns, "ss", "-ltnH")
+    assert ":8080" not in r.stdout
+
+
+def test_published_ports_work_again_after_a_daemon_restart(bdaemon: Daemon,
+                                                            netns: str) -> None:
+    """The proxy dies with the daemon (SIGKILL); the next daemon adopts the VM and
+    serves its ports again, on the same host port."""
+    d = bdaemon
+    r = docker(d, "run", "-d", "--name", "persist", "-p", "8181:80", DEBIAN, "sh", "-c",
+               "echo still-here > /var/www/html/s.txt && exec nginx -g 'daemon off;'")
+    assert r.returncode == 0, r.stderr
+    url = "http://127.0.0.1:8181/s.txt"
+    try:
+        until(lambda: in_ns(netns, "curl", "-sf", url).stdout == "still-here\n", 120)
+        d.stop(signal.SIGKILL)
+        d.start()
+        assert in_ns(netns, "curl", "-sf", url).stdout == "still-here\n"
+        assert docker(d, "port", "persist").stdout == "80/tcp -> 127.0.0.1:8181\n"
+    finally:
+        assert docker(d, "rm", "-f", "persist").returncode == 0
+    assert ":8181" not in in_ns(netns, "ss", "-ltnH").stdout
+
+
+UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('', 5353))\nwhile True:\n    d, a = s.recvfrom(999)\n"
+            "    s.sendto(d.upper(), a)\n")
+UDP_CLIENT = ("import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+              "s.settimeout(1)\nfor _ in range(60):\n    s.sendto(b'ping', ('127.0.0.1', 5300))\n"
+              "    try:\n        print(s.recv(99).decode()); break\n"
+              "    except OSError:\n        pass\n")
+
+
+def test_published_udp_port(bdaemon: Daemon, netns: str) -> None:
+    d = bdaemon
+    r = docker(d, "run", "-d", "--name", "udp", "-p", "5300:5353/udp", DEBIAN, "python3",
+               "-c", UDP_ECHO)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert docker(d, "port", "udp").stdout == "5353/udp -> 127.0.0.1:5300\n"
+        assert in_ns(netns, "python3", "-c", UDP_CLIENT).stdout == "PING\n"
+    finally:
+        assert docker(d, "rm", "-f", "udp").returncode == 0
+    assert ":5300" not in in_ns(netns, "ss", "-lunH").stdout
+
+
+def test_cleanup_after_rm_and_prune(bdaemon: Daemon, netns: str) -> None:
+    d = bdaemon
+    assert docker(d, "network", "create", "--subnet", "10.77.0.0/24", "--gateway",
+                  "10.77.0.254", "--ip-range", "10.77.0.128/25", "tmpnet").returncode == 0
+    r = docker(d, "run", "-d", "--name", "c1", "--network", "tmpnet", "-p", "9090:80",
+               DEBIAN, "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    r = docker(d, "run", "-d", "--name", "c2", "--network", "tmpnet", "--ip", "10.77.0.7",
+               DEBIAN, "sleep", "600")
+    assert r.returncode == 0, r.stderr
+    ips = [json.loads(docker(d, "inspect", n).stdout)[0]["NetworkSettings"]["Networks"]
+           ["tmpnet"]["IPAddress"] for n in ("c1", "c2")]
+    assert ips == ["10.77.0.129", "10.77.0.7"]
+    links = in_ns(netns, "ip", "-o", "link").stdout
+    assert links.count("vmt") == 2 and links.count("vmcbr-") >= 2
+    for name in ("c1", "c2"):
+        assert docker(d, "rm", "-f", name).returncode == 0
+    r = docker(d, "network", "prune", "-f")
+    assert "tmpnet" in r.stdout, r.stdout + r.stderr
+    links = in_ns(netns, "ip", "-o", "link").stdout
+    assert "vmt" not in links  # no taps
+    default = json.loads(docker(d, "network", "inspect", "bridge").stdout)[0]
+    bridges = [ln for ln in links.splitlines() if "vmcbr-" in ln]
+    assert len(bridges) == 1 and default["Options"]["com.docker.network.bridge.name"] in \
+        bridges[0]  # the default network's only, as docker0 stays
+    tables = in_ns(netns, "nft", "list", "tables").stdout.split("\n")
+    assert [t for t in tables if "vmc-" in t] == [f"table ip vmc-{default['Id'][:12]}"]
+    assert in_ns(netns, "ss", "-ltnuH").stdout.strip() == ""  # no proxy, no dnsmasq
+    assert docker(d, "network", "ls", "--format", "{{.Name}}").stdout.split() == [
+        "bridge", "none"]

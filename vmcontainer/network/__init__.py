@@ -1,0 +1,2 @@
+"""Host-side network plumbing: published ports, user-mode endpoints (DESIGN.md,
+"Networking"). Knows nothing of HTTP."""

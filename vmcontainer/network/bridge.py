@@ -1,0 +1,207 @@
+"""Bridge networks (root mode): Docker's network objects made of a Linux bridge,
+an nftables table and, on user-defined networks, a dnsmasq; endpoints are taps.
+
+``BridgeNetworks`` is the one place that changes them: it keeps the records
+(``NetworkStore``) and the host's state in step, and restores the host's state
+for every record on daemon start (idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from vmcontainer.errors import Conflict, Forbidden
+from vmcontainer.network import ipam, links, nat
+from vmcontainer.network.dns import Dnsmasq, hosts_text
+from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NETWORK = "bridge"
+
+
+def _now() -> str:
+    """RFC 3339 with nanoseconds' width, as Docker writes Created."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def mac_for(ip: str) -> str:
+    """Docker's MAC for an address: 02:42 and the four address bytes."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+def tap_name(container_id: str, network_id: str) -> str:
+    """≤ 15 bytes, distinct per (container, network)."""
+    return "vmt" + hashlib.sha256(f"{container_id}:{network_id}".encode()).hexdigest()[:11]
+
+
+class BridgeNetworks:
+    """Networks under ``directory`` (records, dnsmasq files)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.store = NetworkStore(directory)
+
+    # -- networks ----------------------------------------------------------------
+
+    def restore(self) -> None:
+        """The default network exists; every network's bridge, rules and DNS are up."""
+        if not any(n.builtin for n in self.store.all()):
+            pool = ipam.make_pool(ipam.DEFAULT_BRIDGE_SUBNET)
+            self.store.save(NetworkRecord(
+                id=hashlib.sha256(b"vmcontainer-network:bridge").hexdigest(),
+                name=DEFAULT_NETWORK, created=_now(), subnet=str(pool.subnet),
+                gateway=str(pool.gateway), builtin=True,
+                options={"com.docker.network.bridge.default_bridge": "true"}))
+        for net in self.store.all():
+            self._plumb(net)
+
+    def _dns(self, net: NetworkRecord) -> Dnsmasq:
+        return Dnsmasq(self.store.dir / net.id, net.gateway)
+
+    def _plumb(self, net: NetworkRecord) -> None:
+        links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
+        nat.apply(net.id, net.bridge, net.subnet, net.internal)
+        if not net.builtin:
+            self._dns(net).ensure(self._hosts(net))
+
+    def create(self, name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
+               internal: bool = False, labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None) -> NetworkRecord:
+        """A new user-defined bridge network. Raises InvalidParameter, Conflict
+        (name taken, overlapping subnet), Unavailable (no free pool), System."""
+        self.store.check_new_name(name)
+        taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all()]
+        if subnet:
+            pool = ipam.make_pool(subnet, gateway, ip_range)
+            ipam.check_overlap(pool.subnet, taken)
+        else:
+            if gateway or ip_range:
+                pool = ipam.make_pool(str(ipam.choose_subnet(taken)), gateway, ip_range)
+            else:
+                pool = ipam.make_pool(str(ipam.choose_subnet(taken)))
+        net = NetworkRecord(id=secrets.token_hex(32), name=name, created=_now(),
+                            subnet=str(pool.subnet), gateway=str(pool.gateway),
+                            ip_range=str(pool.ip_range) if ip_range else "",
+                            internal=internal, labels=dict(labels or {}),
+                            options=dict(options or {}))
+        self.store.save(net)
+        try:
+            self._plumb(net)
+        except BaseException:
+            self._unplumb(net)
+            self.store.delete(net.id)
+            raise
+        return net
+
+    def _unplumb(self, net: NetworkRecord) -> None:
+        self._dns(net).stop()
+        nat.remove(net.id)
+        links.delete_link(net.bridge)
+
+    def remove(self, ref: str) -> NetworkRecord:
+        """Remove a network without endpoints. Raises NetworkNotFound, Forbidden
+        (the default network), Conflict (active endpoints)."""
+        net = self.store.find(ref)
+        if net.builtin:
+            raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
+        if net.endpoints:
+            raise Conflict(f"error while removing network: network {net.name} id {net.id} "
+                           "has active endpoints")
+        self._unplumb(net)
+        self.store.delete(net.id)
+        return net
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Remove every user-defined network without endpoints whose ID is not in
+        ``keep`` (networks containers are configured for); their names."""
+        removed = []
+        for net in self.store.all():
+            if not net.builtin and not net.endpoints and net.id not in keep:
+                self._unplumb(net)
+                self.store.delete(net.id)
+                removed.append(net.name)
+        return removed
+
+    # -- endpoints ---------------------------------------------------------------
+
+    def attach(self, ref: str, container_id: str, container_name: str,
+               aliases: tuple[str, ...] = (), ip: str = "") -> tuple[NetworkRecord,
+                                                                     EndpointRecord]:
+        """Give the container an address and a tap on network ``ref`` (again the
+        same when it has one). Raises NetworkNotFound, InvalidParameter, Conflict
+        (address in use), Unavailable (network full), System."""
+        net = self.store.find(ref)
+        if container_id in net.endpoints:
+            return net, net.endpoints[container_id]
+        if aliases and net.builtin:
+            raise Forbidden("network-scoped alias is supported only for containers in "
+                            "user defined networks")
+        if ip and net.builtin:
+            raise Forbidden("user specified IP address is supported on user defined "
+                            "networks only")
+        pool = ipam.make_pool(net.subnet, net.gateway, net.ip_range)
+        used = [ipaddress.IPv4Address(e.ip) for e in net.endpoints.values()]
+        addr = str(ipam.allocate(pool, used, ip))
+        ep = EndpointRecord(container_id, container_name, addr, mac_for(addr),
+                            tap_name(container_id, net.id), aliases)
+        net = net.with_endpoint(ep)
+        self.store.save(net)
+        try:
+            links.add_tap(ep.tap, net.bridge)
+        except BaseException:
+            self.detach(net.id, container_id)
+            raise
+        self._names_changed(net)
+        return net, ep
+
+    def detach(self, ref: str, container_id: str) -> None:
+        """Remove the container's tap and address from network ``ref`` (nothing
+        when it has none)."""
+        net = self.store.find(ref)
+        ep = net.endpoints.get(container_id)
+        if ep is None:
+            return
+        links.delete_link(ep.tap)
+        net = net.without_endpoint(container_id)
+        self.store.save(net)
+        self._names_changed(net)
+
+    def networks_of(self, container_id: str) -> list[NetworkRecord]:
+        return [n for n in self.store.all() if container_id in n.endpoints]
+
+    def _hosts(self, net: NetworkRecord) -> str:
+        return hosts_text((e.ip, (e.container_name, *e.aliases, e.container_id[:12]))
+                          for e in net.endpoints.values())
+
+    def _names_changed(self, net: NetworkRecord) -> None:
+        if not net.builtin:
+            self._dns(net).write_hosts(self._hosts(net))
+
+    # -- Docker shapes -----------------------------------------------------------
+
+    def inspect(self, net: NetworkRecord, verbose: bool = True) -> dict[str, Any]:
+        """Docker's Network object (Engine API v1.45 NetworkInspect)."""
+        cfg = {"Subnet": net.subnet, "Gateway": net.gateway}
+        if net.ip_range:
+            cfg["IPRange"] = net.ip_range
+        return {
+            "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
+                     "Config": [cfg]},
+            "Internal": net.internal, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+            "Containers": {cid: {"Name": e.container_name, "EndpointID": e.endpoint_id,
+                                 "MacAddress": e.mac,
+                                 "IPv4Address": f"{e.ip}/{net.prefix_len}",
+                                 "IPv6Address": ""}
+                           for cid, e in net.endpoints.items()} if verbose else {},
+            "Options": {**net.options, "com.docker.network.bridge.name": net.bridge},
+            "Labels": net.labels,
+        }

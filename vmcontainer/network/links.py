@@ -1,0 +1,96 @@
+"""Links of bridge networks, through rtnetlink (pyroute2): the Linux bridge with
+the gateway address, one persistent tap per endpoint enslaved to it, and IPv4
+forwarding. Every call is idempotent, so that a daemon start can restore what a
+reboot of the namespace lost, and removal of what is gone is no error."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vmcontainer.errors import System
+
+FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
+T = TypeVar("T")
+
+
+def _off_loop(fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a worker thread and wait for it: pyroute2's synchronous
+    IPRoute runs an event loop of its own, which cannot nest in the daemon's.
+    Each call is a few netlink round trips (sub-millisecond)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="netlink") as pool:
+        return pool.submit(fn).result()
+
+
+def _index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return int(found[0]) if found else None
+
+
+def ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
+    _off_loop(lambda: _ensure_bridge(name, gateway, prefix_len))
+
+
+def _ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
+    """Bridge ``name`` exists, is up and has ``gateway``/``prefix_len``; forwarding
+    on. Raises System."""
+    try:
+        with IPRoute() as ipr:
+            idx = _index(ipr, name)
+            if idx is None:
+                ipr.link("add", ifname=name, kind="bridge")
+                idx = _index(ipr, name)
+            assert idx is not None
+            have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)}
+            if gateway not in have:
+                ipr.addr("add", index=idx, address=gateway, prefixlen=prefix_len)
+            ipr.link("set", index=idx, state="up")
+        if FORWARDING.read_text().strip() != "1":
+            FORWARDING.write_text("1\n")
+    except (NetlinkError, OSError) as err:
+        raise System(f"cannot set up bridge {name}: {err}") from err
+
+
+def add_tap(name: str, bridge: str) -> None:
+    _off_loop(lambda: _add_tap(name, bridge))
+
+
+def _add_tap(name: str, bridge: str) -> None:
+    """A persistent tap ``name`` on ``bridge``, up (QEMU opens it by name)."""
+    try:
+        with IPRoute() as ipr:
+            if _index(ipr, name) is None:
+                ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+            idx, master = _index(ipr, name), _index(ipr, bridge)
+            if idx is None or master is None:
+                raise System(f"tap {name} or bridge {bridge} missing")
+            ipr.link("set", index=idx, master=master, state="up")
+    except NetlinkError as err:
+        raise System(f"cannot create tap {name} on {bridge}: {err}") from err
+
+
+def delete_link(name: str) -> None:
+    _off_loop(lambda: _delete_link(name))
+
+
+def _delete_link(name: str) -> None:
+    """Remove link ``name`` (tap or bridge); nothing when it is gone."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, name)
+        if idx is not None:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=idx)
+
+
+def link_names(prefix: str) -> list[str]:
+    """Names of the links whose name starts with ``prefix`` (for cleanup checks)."""
+    def names() -> list[str]:
+        with IPRoute() as ipr:
+            return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
+    return [n for n in _off_loop(names) if n.startswith(prefix)]
