@@ -124,6 +124,7 @@ int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char 
     if (vmc_process_parse(process, "process", &cfg->process, err, errlen) < 0)
         goto out;
     if (vmc_mounts_parse(root, &cfg->mounts, &cfg->nmounts, err, errlen) < 0)
+        goto out;
     if (vmc_net_config_parse(root, &cfg->network, err, errlen) < 0)
         goto out;
     rc = 0;
