@@ -8,6 +8,7 @@ the guest's writes block while nobody is connected, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -28,6 +29,9 @@ class AgentLink:
         self._reader = reader
         self._writer = writer
         self._decoder = FrameDecoder()
+        # Decoded, not yet yielded: one read may bring several frames, and a caller
+        # that stops iterating after one (start.py: at STARTED) must not lose the rest.
+        self._pending: collections.deque[Frame] = collections.deque()
 
     @classmethod
     async def connect(cls, path: str | Path, timeout: float = 10.0) -> AgentLink:
@@ -46,16 +50,18 @@ class AgentLink:
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Yield frames until the connection ends (EOF: the VM is gone or we closed).
-        Raises ProtocolError on a corrupt stream."""
+        Frames read but not yet taken when a caller stops iterating come first from
+        the next ``frames()``. Raises ProtocolError on a corrupt stream."""
         while True:
+            while self._pending:
+                yield self._pending.popleft()
             try:
                 data = await self._reader.read(_READ_CHUNK)
             except ConnectionResetError:
                 return  # QEMU went away: the same as EOF
             if not data:
                 return
-            for frame in self._decoder.feed(data):
-                yield frame
+            self._pending.extend(self._decoder.feed(data))
 
     async def send(self, msg_type: int, payload: bytes = b"", session: int = 0) -> None:
         """Send one host-to-guest frame and wait until it is handed to the socket."""
