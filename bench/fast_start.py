@@ -138,16 +138,16 @@ def fleet(e: Engine, count: int, report: Callable[[str], None]) -> dict[str, flo
     return out
 
 
-def bare_boots(n: int, root: Path) -> list[float]:
+def bare_boot_argv(root: Path) -> list[str]:
+    """QEMU argv of a bare boot (probe mode) with the daemon's kernel and flags."""
     settings = Settings.from_env()
     assets = ensure_boot_assets(settings.boot_dir)
     accel = os.environ.get("VMCONTAINER_ACCEL", "tcg")
     spec = MachineSpec(name="bench", kernel=assets.kernel, initramfs=assets.initramfs,
                        cmdline=f"{KERNEL_CMDLINE} vmcontainer.probe=1", memory_mib=GUEST_MIB,
                        vcpus=1, run_dir=root, channels=(ChannelSpec(PORT_NAME, "agent.sock"),))
-    argv = qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz(),
+    return qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz(),
                      kernel_accepts(assets.kernel, LAPIC_TIMER_PARAM))
-    return [timed_bare_boot(argv, root) for _ in range(n)]
 
 
 def start_vmcontainer(base: Path) -> tuple[subprocess.Popen[bytes], Engine]:
@@ -196,10 +196,12 @@ def main() -> None:
                 e.docker("load", "-i", str(archive))
                 e.docker("run", "--rm", IMAGE, "true")  # warm-up (kernel build, base disk)
             runs: dict[str, list[float]] = {vmc.label: [], ref.label: []}
-            for _ in range(a.n):  # interleaved: both see the same machine load
+            bare: list[float] = []
+            argv = bare_boot_argv(base)
+            for _ in range(a.n):  # interleaved: all three see the same machine load
                 for e in (vmc, ref):
                     runs[e.label].append(e.timed("run", "--rm", IMAGE, "true"))
-            bare = bare_boots(a.n, base)
+                bare.append(timed_bare_boot(argv, base))
             v, r, b = (statistics.median(x) for x in (runs[vmc.label], runs[ref.label], bare))
             report(f"cold `docker run --rm {IMAGE} true` (docker CLI):")
             report(f"  vmcontainer: {stats(runs[vmc.label])}")
