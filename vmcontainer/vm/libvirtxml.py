@@ -77,6 +77,13 @@ class Filesystem:
 
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+USER_NIC_SLOT = 0x1A
+"""First pcie.0 slot for user-networking NICs (0x1a, 0x1b, ...; libvirt fills slots
+from 1 up and puts the ICH9 functions at 0x1f)."""
+
+
+def devices_user(devices: list[Device]) -> list[UserNic]:
+    return [d for d in devices if isinstance(d, UserNic)]
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,12 @@ class Domain:
             sec = _sub(dom, "seclabel", type="static", model="dac", relabel="no")
             _sub(sec, "label", "+0:+0")
         args = [a for d in self.devices if isinstance(d, UserNic) for a in d.args]
+        if self.machine == "q35":
+            # Native PCIe hot-plug on the root ports libvirt puts devices behind, as
+            # the qemu backend sets it (vm.qemu): QEMU's default signals hot-plug
+            # through ACPI, which the guest kernel lacks, and its pciehp then finds
+            # the slots powered off ("Unable to change power state from D3cold").
+            args += ["-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
         if args:
             line = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
             for arg in args:
@@ -268,7 +281,11 @@ def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str
         if nic.netdev == "tap":
             devices.append(TapInterface(nic.mac, nic.tap))
         else:  # without bus=: libvirt places its own devices, QEMU this one on pcie.0
-            devices.append(UserNic(tuple(replace(nic, bus="").qemu_args("virtio-net-pci"))))
+            # An explicit slot on pcie.0 that libvirt's own placement (root ports
+            # from slot 1 up, ICH9 functions at 0x1f) does not reach.
+            args = replace(nic, bus="").qemu_args("virtio-net-pci")
+            args[-1] += f",bus=pcie.0,addr={USER_NIC_SLOT + len(devices_user(devices)):#x}"
+            devices.append(UserNic(tuple(args)))
     if spec.hotplug_slots:
         devices.append(RootPorts(spec.hotplug_slots))
     devices += [Channel(ch.name) for ch in spec.channels]
