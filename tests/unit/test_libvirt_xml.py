@@ -66,7 +66,8 @@ def test_local_domain() -> None:
     args = [a.get("value") for a in dom.iterfind(f"{qemu}commandline/{qemu}arg")]
     assert args[0] == "-netdev" and "hostfwd=tcp:127.0.0.1:18080-10.0.2.15:80" in args[1]
     assert args[2:] == ["-device", "virtio-net-pci,netdev=net0,mac=02:42:0a:00:02:0f,id=devnet0,"
-                        "bus=pcie.0,addr=0x1a"]
+                        "bus=pcie.0,addr=0x1a",
+                        "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
     (share,) = dom.findall("devices/filesystem")
     assert share.attrib == {"type": "mount", "accessmode": "passthrough"}
     assert share.find("source").get("dir") == "/srv/src"
