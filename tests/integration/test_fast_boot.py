@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from backends import BACKEND
 from conftest import Vmc
 
 from vmcontainer.vm.bootassets import BootAssets
@@ -21,6 +22,7 @@ def test_project_kernel_accepts_lapic_timer_khz(boot_assets: BootAssets) -> None
     assert kernel_accepts(boot_assets.kernel, LAPIC_TIMER_PARAM)
 
 
+@pytest.mark.skipif(BACKEND != "qemu", reason="microvm is the qemu backend's machine")
 def test_guest_without_pit_keeps_time(vmc: Vmc, busybox: str) -> None:
     vmc("run", "-d", "--name", "clock", busybox, "sleep", "60", check=True)
     pid = json.loads(vmc("inspect", "clock").out)[0]["State"]["Pid"]

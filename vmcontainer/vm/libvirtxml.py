@@ -126,6 +126,9 @@ class RootPorts:
     count: int
 
     def render(self, devices: ET.Element) -> None:
+        # the root complex named first: libvirt gives index 0 to the first PCI
+        # controller it reads, and that must be the pcie-root on q35
+        _sub(devices, "controller", type="pci", index="0", model="pcie-root")
         for _ in range(self.count):
             _sub(devices, "controller", type="pci", model="pcie-root-port")
 
