@@ -5,7 +5,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
             mmdebstrap linux-source-6.1 build-essential flex bison bc libelf-dev \
-            libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip \
+            libssl-dev cpio libjson-c-dev python3-venv zstd xz-utils bzip2 gzip patch \
             ca-certificates
 # The libvirt backend (`vmcontainer daemon --backend libvirt`): libvirtd, and what
 # pip needs to build libvirt-python. Its services are not started by installing:

@@ -29,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
 from vmcontainer.config import Settings
+from vmcontainer.engine.start import KERNEL_CMDLINE
 from vmcontainer.vm.bootassets import ensure_boot_assets
+from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, kernel_accepts
 from vmcontainer.vm.host import host_tsc_khz
 from vmcontainer.vm.qemu import qemu_argv
 from vmcontainer.vm.spec import ChannelSpec, MachineSpec
@@ -91,11 +93,12 @@ def main() -> None:
         subprocess.run([*vmc, "run", "--rm", "busybox", "true"], env=env, check=True)  # warm-up
         spec = MachineSpec(
             name="bench", kernel=assets.kernel, initramfs=assets.initramfs,
-            cmdline="console=ttyS0 quiet panic=-1 reboot=t vmcontainer.probe=1",
+            cmdline=f"{KERNEL_CMDLINE} vmcontainer.probe=1",
             memory_mib=settings.memory_mib, vcpus=1, run_dir=root,
             channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
         )
-        bare_argv = qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz())
+        bare_argv = qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz(),
+                              kernel_accepts(assets.kernel, LAPIC_TIMER_PARAM))
         runs, bares = [], []
         try:
             for _ in range(n):

@@ -22,12 +22,15 @@ def spec(**kw: object) -> MachineSpec:
 
 
 def test_microvm_tcg_command_line() -> None:
-    argv = qemu_argv(spec(), "qemu", "tcg", 2596130)
+    argv = qemu_argv(spec(), "qemu", "tcg", 2596130, lapic_timer=True)
     joined = " ".join(argv)
-    assert "-machine microvm,x-option-roms=off,acpi=off,pit=on,pic=on" in joined
+    assert "-machine microvm,x-option-roms=off,acpi=off,pit=off,pic=off,isa-serial=on,rtc=on" \
+        in joined
     assert argv[argv.index("-accel") + 1] == "tcg"
     assert argv[argv.index("-cpu") + 1] == "max"
-    assert argv[argv.index("-append") + 1] == "quiet tsc_early_khz=2596130"
+    assert argv[argv.index("-append") + 1] == \
+        "quiet tsc_early_khz=2596130 lapic_timer_khz=1000000"
+    assert "virtio-serial-device,id=vser0,max_ports=2" in argv
     assert "virtio-blk-device,drive=disk0,serial=rootfs" in argv
     assert "driver=raw,node-name=disk1,file=file1,read-only=on" in argv
     assert "virtserialport,bus=vser0.0,chardev=ch0,name=org.vmcontainer.agent.0" in argv
@@ -35,11 +38,29 @@ def test_microvm_tcg_command_line() -> None:
     assert argv[argv.index("-m") + 1] == "256" and argv[argv.index("-smp") + 1] == "2"
 
 
+def test_tcg_kernel_without_lapic_timer_param_keeps_pit_and_pic() -> None:
+    """A kernel that cannot be told its LAPIC timer clock needs the PIT to
+    calibrate it under TCG (else `sleep` hangs)."""
+    argv = qemu_argv(spec(), "qemu", "tcg", 2596130, lapic_timer=False)
+    assert argv[argv.index("-machine") + 1].startswith(
+        "microvm,x-option-roms=off,acpi=off,pit=on,pic=on,")
+    assert argv[argv.index("-append") + 1] == "quiet tsc_early_khz=2596130"
+
+
+def test_kvm_microvm_has_no_pit_and_no_timer_hints() -> None:
+    argv = qemu_argv(spec(extra_cmdline=("x=1",)), "qemu", "kvm", 2596130, lapic_timer=False)
+    assert ",pit=off,pic=off," in argv[argv.index("-machine") + 1]
+    assert argv[argv.index("-append") + 1] == "quiet x=1"
+
+
 def test_kvm_on_q35_uses_pci_devices_and_no_tsc_hint() -> None:
-    argv = qemu_argv(spec(machine_type="q35"), "qemu", "kvm", 2596130)
+    argv = qemu_argv(spec(machine_type="q35"), "qemu", "kvm", 2596130, lapic_timer=True)
+    assert argv[argv.index("-machine") + 1] == "q35"
     assert argv[argv.index("-cpu") + 1] == "host"
     assert "virtio-blk-pci,drive=disk0,serial=rootfs" in argv
+    assert "virtio-serial-pci,id=vser0,max_ports=2" in argv
     assert "tsc_early_khz" not in " ".join(argv)
+    assert "lapic_timer_khz" not in " ".join(argv)
 
 
 @pytest.mark.parametrize("bad", [

@@ -29,6 +29,7 @@ from vmcontainer.guestlink.configdisk import write_config_disk
 from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD, PORT_NAME, Frame, MsgType
 from vmcontainer.vm.backend import Machine
+from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 # Sink for output as it arrives: (stream "stdout"|"stderr", bytes).
 OutputSink = Callable[[str, bytes], None]
 
-KERNEL_CMDLINE = "console=ttyS0 quiet panic=-1 reboot=t"
+KERNEL_CMDLINE = DEFAULT_CMDLINE
 BOOT_TIMEOUT_S = 60.0
 AGENT_SOCKET = "agent.sock"
 

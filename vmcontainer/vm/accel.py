@@ -21,6 +21,7 @@ from vmcontainer.errors import InvalidParameter, VmcError
 from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
 from vmcontainer.vm.bootassets import BootAssets
+from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
 from vmcontainer.vm.host import host_boot_id, kvm_device_usable
 from vmcontainer.vm.qemu import QemuBackend
 from vmcontainer.vm.spec import ChannelSpec, MachineSpec
@@ -44,7 +45,7 @@ async def _probe_kvm(assets: BootAssets) -> str:
     with tempfile.TemporaryDirectory(prefix="vmc-kvm-probe-") as tmp:
         spec = MachineSpec(
             name="vmc-kvm-probe", kernel=assets.kernel, initramfs=assets.initramfs,
-            cmdline="console=ttyS0 quiet panic=-1 reboot=t vmcontainer.probe=1",
+            cmdline=f"{DEFAULT_CMDLINE} vmcontainer.probe=1",
             memory_mib=128, vcpus=1, run_dir=Path(tmp),
             channels=(ChannelSpec(PORT_NAME, "agent.sock"),),
         )

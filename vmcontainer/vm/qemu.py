@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import InvalidParameter, System, Unavailable
+from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, boot_cmdline, kernel_accepts
 from vmcontainer.vm.host import host_tsc_khz
 from vmcontainer.vm.process import WatchedProcess, hypervisor_alive
 from vmcontainer.vm.spec import MachineSpec
@@ -26,10 +27,12 @@ from vmcontainer.vm.spec import MachineSpec
 log = logging.getLogger(__name__)
 
 QEMU_BINARY = "qemu-system-x86_64"
-# pit/pic stay on: with pit=off the guest cannot calibrate its LAPIC timer under TCG
-# (no TSC-deadline timer there either), so no timer ever fires and `sleep` hangs.
-# Turning them off needs the LAPIC period given to the kernel (issue "Fast start").
-_MICROVM = "microvm,x-option-roms=off,acpi=off,pit=on,pic=on,isa-serial=on,rtc=on"
+# No firmware option ROMs, ACPI, PIT or PIC: less to emulate and to probe. The RTC
+# stays (rtc=off costs ~1.1 s of boot, measured). Under TCG (no TSC-deadline timer)
+# a guest without a PIT can only run its LAPIC timer when given the timer's clock
+# (guestkernel.boot_cmdline, lapic_timer_khz); a kernel that does not accept it keeps
+# the PIT and PIC, or no timer ever fires and `sleep` hangs.
+_MICROVM = "microvm,x-option-roms=off,acpi=off,pit={legacy},pic={legacy},isa-serial=on,rtc=on"
 
 
 def _device(kind: str, machine_type: str) -> str:
@@ -38,26 +41,33 @@ def _device(kind: str, machine_type: str) -> str:
     return f"virtio-{kind}-device" if machine_type == "microvm" else f"virtio-{kind}-pci"
 
 
-def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -> list[str]:
-    """The full QEMU command line for ``spec`` (``accel``: ``kvm`` or ``tcg``).
+def machine_arg(spec: MachineSpec, accel: str, lapic_timer: bool) -> str:
+    """QEMU's ``-machine`` value; ``lapic_timer``: the kernel accepts
+    ``lapic_timer_khz`` (guestkernel.kernel_accepts)."""
+    if spec.machine_type != "microvm":
+        return spec.machine_type
+    return _MICROVM.format(legacy="on" if accel == "tcg" and not lapic_timer else "off")
+
+
+def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None,
+              lapic_timer: bool = False) -> list[str]:
+    """The full QEMU command line for ``spec`` (``accel``: ``kvm`` or ``tcg``;
+    ``tsc_khz`` and ``lapic_timer`` as for ``guestkernel.boot_cmdline``).
 
     Pure function of its inputs; the unit tests pin its output.
     """
     mt = spec.machine_type
-    cmdline = [spec.cmdline, *spec.extra_cmdline]
-    if tsc_khz and accel == "tcg":
-        cmdline.append(f"tsc_early_khz={tsc_khz}")
     argv = [
         binary, "-name", spec.name,
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-machine", _MICROVM if mt == "microvm" else "q35",
+        "-machine", machine_arg(spec, accel, lapic_timer),
         "-accel", accel,
         "-cpu", "host" if accel == "kvm" else "max",
         "-m", str(spec.memory_mib),
         "-smp", str(spec.vcpus),
         "-kernel", str(spec.kernel),
         "-initrd", str(spec.initramfs),
-        "-append", " ".join(c for c in cmdline if c),
+        "-append", boot_cmdline(spec, accel, tsc_khz, lapic_timer),
         "-chardev", "socket,id=qmp,path=qmp.sock,server=on,wait=off",
         "-mon", "chardev=qmp,mode=control",
         "-chardev", "file,id=console,path=console.log",
@@ -65,7 +75,9 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None) -
         "-device", _device("rng", mt),
     ]
     if spec.channels:
-        argv += ["-device", f"{_device('serial', mt)},id=vser0"]
+        # Port 0 is virtconsole's; the guest driver sets up two virtqueues per port
+        # up to max_ports (default 31) at probe time: only as many as used.
+        argv += ["-device", f"{_device('serial', mt)},id=vser0,max_ports={len(spec.channels) + 1}"]
     for i, ch in enumerate(spec.channels):
         argv += [
             "-chardev", f"socket,id=ch{i},path={ch.socket},server=on,wait=off",
@@ -254,7 +266,8 @@ class QemuBackend:
         for what, path in (("guest kernel", spec.kernel), ("initramfs", spec.initramfs)):
             if not Path(path).is_file():
                 raise InvalidParameter(f"{what} not found: {path}")
-        argv = qemu_argv(spec, self._binary, self._accel, self._tsc_khz)
+        argv = qemu_argv(spec, self._binary, self._accel, self._tsc_khz,
+                         kernel_accepts(Path(spec.kernel), LAPIC_TIMER_PARAM))
         log.debug("starting %s", " ".join(argv))
         with open(spec.run_dir / "qemu.log", "wb") as errlog:
             popen = subprocess.Popen(
