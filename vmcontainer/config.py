@@ -31,7 +31,9 @@ class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
     ``memory_mib``/``vcpus``: VM size when the container asks for none;
     ``insecure_registries``, ``registry_mirrors``, ``registry_certs_dir``: daemon.json
-    ``insecure-registries``, ``registry-mirrors``, ``registry-certs-dir``."""
+    ``insecure-registries``, ``registry-mirrors``, ``registry-certs-dir``;
+    ``warm_start``: containers clone VM templates where they can
+    (``vmcontainer.engine.warm``; ``VMCONTAINER_WARM_START=0`` turns it off)."""
 
     root: Path
     boot_dir: Path
@@ -40,12 +42,14 @@ class Settings:
     insecure_registries: tuple[str, ...] = ()
     registry_mirrors: tuple[str, ...] = ()
     registry_certs_dir: str = ""
+    warm_start: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
         root = default_root()
         boot = os.environ.get("VMCONTAINER_BOOT_DIR")
-        return cls(root=root, boot_dir=Path(boot) if boot else root / "boot")
+        return cls(root=root, boot_dir=Path(boot) if boot else root / "boot",
+                   warm_start=os.environ.get("VMCONTAINER_WARM_START", "1") != "0")
 
     @property
     def containers_dir(self) -> Path:

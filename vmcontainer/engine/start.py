@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vmcontainer.engine import warm
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import vm_size
@@ -145,10 +146,15 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
     directory = ctx.store.dir(c.id)
     assets = ctx.boot_assets()
     _, _, mounts = machine_mounts(ctx.volumes, ctx.store, c)
-    write_config_disk(directory / "config.iso", guest_config(c, mounts))
+    config = guest_config(c, mounts)
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
     spec = machine_spec(ctx, c, assets.kernel, assets.initramfs)
+    template = warm.choose(ctx, spec, config)
+    if template is None:
+        write_config_disk(directory / "config.iso", config)
+    else:
+        spec = warm.clone_spec(spec, template)
     memory_mib, vcpus = spec.memory_mib, spec.vcpus
     t0 = time.monotonic()
     machine = await ctx.backend.start(spec)
@@ -156,9 +162,15 @@ async def start_container(ctx: EngineContext, ref: str, sink: OutputSink | None 
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
         "Kernel": str(assets.kernel), "Initramfs": str(assets.initramfs),
         "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
+        "Path": "cold" if template is None else "warm",
     }
+    if template is not None:
+        boot["Template"] = template.key
     try:
         link = await _connect(machine)
+        if template is not None:
+            await link.send(MsgType.CONFIG, warm.config_payload(config))
+            boot["ReadyMs"] = round((time.monotonic() - t0) * 1000, 1)
         started = await _await_start(link, machine, boot, t0)
     except BaseException as err:
         await machine.kill()

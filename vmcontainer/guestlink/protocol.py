@@ -45,6 +45,7 @@ class MsgType(enum.IntEnum):
     TOP = 0x85
     ARCHIVE = 0x86
     SYNC = 0x8A
+    CONFIG = 0x8B
 
 
 class ProtocolError(System):

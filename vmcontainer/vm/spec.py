@@ -75,6 +75,12 @@ class MachineSpec:
     ``owner``: who the VM belongs to (the container ID), recorded where the VM lives
     outside this process (libvirt domain metadata) so that only its own VMs are
     adopted.
+
+    Templating (qemu backend only; ``vmcontainer.engine.templates``):
+    ``memory_file``: guest RAM is this file (a ``memory-backend-file``), mapped
+    shared (``memory_shared``: the template writes it) or private (a clone: its
+    pages copy-on-write); ``incoming``: the saved device state to resume from
+    instead of booting ``kernel``.
     """
 
     name: str
@@ -90,6 +96,9 @@ class MachineSpec:
     machine_type: str = "microvm"
     extra_cmdline: tuple[str, ...] = field(default=())
     owner: str = ""
+    memory_file: Path | None = None
+    memory_shared: bool = False
+    incoming: Path | None = None
 
     def __post_init__(self) -> None:
         if self.memory_mib < MIN_MEMORY_MIB:
