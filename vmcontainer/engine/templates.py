@@ -140,6 +140,11 @@ class TemplatePool:
             self._builds[key] = asyncio.create_task(self._build(key, spec))
         return None
 
+    def drop(self, t: Template) -> None:
+        """Forget ``t`` and build no template for its key again (a clone failed)."""
+        if self._ready.pop(t.key, None) is not None:
+            self._failed[t.key] = "a clone failed to start"
+
     async def wait_built(self) -> None:
         """Until every build started so far has ended (tests, benchmarks)."""
         await asyncio.gather(*self._builds.values(), return_exceptions=True)
@@ -171,6 +176,7 @@ class TemplatePool:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             self._shm.mkdir(parents=True, exist_ok=True)
+            (self._shm / "root").write_text(str(self._root.parent))  # warm.sweep_shm
             ram = self._shm / f"{key}.ram"
             ram_tmp = self._shm / f".{key}.ram.tmp"
             ram_tmp.unlink(missing_ok=True)

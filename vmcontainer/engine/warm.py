@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,12 +32,25 @@ def shm_dir(root: Path) -> Path:
     return Path("/dev/shm") / f"vmcontainer-{digest}"
 
 
+def sweep_shm() -> None:
+    """Remove the RAM files of data roots that no longer exist (a daemon killed
+    before it could clean up, e.g. a test's)."""
+    for d in Path("/dev/shm").glob("vmcontainer-*"):
+        try:
+            root = (d / "root").read_text()
+        except OSError:
+            continue
+        if not Path(root).exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def pool(ctx: EngineContext) -> TemplatePool | None:
     """The context's template pool (made on first use), None when warm starts are
     off or the backend cannot clone."""
     if not ctx.settings.warm_start or ctx.backend.name != "qemu":
         return None
     if ctx.templates is None:
+        sweep_shm()
         ctx.templates = TemplatePool(ctx.backend, ctx.settings.root / "templates",
                                      shm_dir(ctx.settings.root))
     return ctx.templates
@@ -51,6 +65,12 @@ def choose(ctx: EngineContext, spec: MachineSpec, config: dict[str, Any]) -> Tem
     return p.get(spec)
 
 
+def drop(ctx: EngineContext, t: Template) -> None:
+    """Stop using template ``t`` (a clone of it failed to start)."""
+    if ctx.templates is not None:
+        ctx.templates.drop(t)
+
+
 def clone_spec(spec: MachineSpec, t: Template) -> MachineSpec:
     """``spec`` as a clone of ``t``: its RAM file private, its state incoming, the
     template's placeholder in the config slot."""
@@ -63,5 +83,6 @@ def config_payload(config: dict[str, Any]) -> bytes:
     """The CONFIG frame's payload (guest/PROTOCOL.md "Warm start"): the
     container's config with what a clone must not share with its template — a
     fresh random seed and the host's clock (ns since the epoch)."""
-    fresh = {"version": CONFIG_VERSION, **config, "seed": os.urandom(SEED_BYTES).hex(), "clock_ns": time.time_ns()}
+    fresh = {"version": CONFIG_VERSION, **config,
+             "seed": os.urandom(SEED_BYTES).hex(), "clock_ns": time.time_ns()}
     return json.dumps(fresh, separators=(",", ":")).encode()
