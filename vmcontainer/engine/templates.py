@@ -107,7 +107,7 @@ class TemplatePool:
         """The template key of container machine ``spec``."""
         parts = [LAYOUT, file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
                  spec.cmdline, str(spec.memory_mib), str(spec.vcpus), self._backend.accelerator,
-                 str(getattr(self._backend, "binary", ""))]
+                 str(getattr(self._backend, "binary_id", ""))]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
     def eligible(self, spec: MachineSpec) -> bool:

@@ -320,6 +320,16 @@ class QemuBackend:
     def accelerator(self) -> str:
         return self._accel
 
+    @property
+    def binary_id(self) -> str:
+        """The QEMU binary's path, size and mtime: saved VM state is only loaded
+        by the QEMU that wrote it (``vmcontainer.engine.templates`` keys by it)."""
+        try:
+            st = os.stat(self._binary or "")
+        except OSError:
+            return ""
+        return f"{self._binary}:{st.st_size}:{st.st_mtime_ns}"
+
     async def start(self, spec: MachineSpec) -> QemuMachine:
         if not self._binary:
             raise Unavailable(f"{QEMU_BINARY} not found: install Debian's qemu-system-x86")
