@@ -8,7 +8,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from vmcontainer.engine.templates import ROOTFS_CAPACITY, TemplatePool, qcow2_virtual_size
+from vmcontainer.engine.templates import (
+    MAX_MEMORY_MIB,
+    ROOTFS_CAPACITY,
+    TemplatePool,
+    qcow2_virtual_size,
+)
 from vmcontainer.engine.warm import config_payload
 from vmcontainer.guestlink.configdisk import CONFIG_VERSION
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
@@ -44,6 +49,8 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     assert not pool.eligible(replace(spec, disks=(*spec.disks, volume)))
     assert not pool.eligible(replace(spec, shares=(ShareSpec(tmp_path, "bind0"),)))
     assert not pool.eligible(replace(spec, machine_type="q35"))
+    assert pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB))
+    assert not pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB + 1))
     assert not pool.eligible(replace(spec, extra_cmdline=("x=1",)))
     assert not pool.eligible(replace(spec, disks=spec.disks[::-1]))
     big = qcow2(tmp_path / "big.qcow2", ROOTFS_CAPACITY + 1)

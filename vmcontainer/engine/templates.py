@@ -47,6 +47,10 @@ AGENT_SOCKET = "agent.sock"
 ROOTFS_CAPACITY = 1 << 40
 CONFIG_CAPACITY = 1 << 20
 BUILD_TIMEOUT_S = 120.0
+# A template's RAM file stays on tmpfs while the daemon runs, holding what its
+# guest touched at boot — which grows with its memory (the kernel's page structs:
+# 16 GiB for a 1 TiB guest): larger machines boot cold.
+MAX_MEMORY_MIB = 2048
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,11 @@ class TemplatePool:
 
     def eligible(self, spec: MachineSpec) -> bool:
         """Whether ``spec`` (a container's machine) has a template's device layout:
-        microvm, the agent channel, a rootfs that fits and the config slot, and
-        nothing else (no volumes, shares or anything a later field adds)."""
-        if self._backend.name != "qemu" or len(spec.disks) != 2:
+        microvm, at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits
+        and the config slot, and nothing else (no volumes, shares or anything a
+        later field adds)."""
+        if (self._backend.name != "qemu" or len(spec.disks) != 2
+                or spec.memory_mib > MAX_MEMORY_MIB):
             return False
         rootfs, config = spec.disks
         if (rootfs.serial, config.serial) != ("rootfs", "config") or rootfs.readonly:
