@@ -54,7 +54,9 @@ demo: install
 	  $(VENV)/bin/vmcontainer import $$tmp/busybox.tar busybox && rm -rf $$tmp
 	$(VENV)/bin/vmcontainer run --rm busybox sh -c 'echo "hello from $$(hostname), a VM running Linux $$(uname -r)"'
 
-# The whole suite once per VM backend (tests/backends.py reads VMCONTAINER_BACKEND).
+# The whole suite once per VM backend (tests/backends.py reads VMCONTAINER_BACKEND):
+# on qemu containers take the warm path (template clones) where it applies, on
+# libvirt the cold path (boots); `VMCONTAINER_WARM_START=0 pytest tests` runs qemu cold.
 test: install test-deps
 	$(PY) -m pytest -ra tests
 	VMCONTAINER_BACKEND=libvirt $(PY) -m pytest -ra tests

@@ -1,11 +1,13 @@
-"""Fast start (issue "Fast start"), cold path: one run, side by side, with ratios.
+"""Fast start (issue "Fast start"), cold and warm paths: one run, side by side, with ratios.
 
     python bench/fast_start.py [-n 15] [--parallel 20] [--fleet 50]
 
-Prints, each for vmcontainer (a daemon of its own, through the real ``docker`` CLI)
+Prints, each for vmcontainer cold (a daemon of its own with
+``VMCONTAINER_WARM_START=0``), vmcontainer warm (another, cloning VM templates;
+each measured once its template is built) — both through the real ``docker`` CLI —
 and for the reference Docker Engine (``/work/shared/tools/refdocker.sh``, runc):
 
-- cold ``docker run --rm IMAGE true``: median/min over ``-n`` runs; and a bare QEMU
+- ``docker run --rm IMAGE true``: median/min over ``-n`` runs; and a bare QEMU
   boot to guest userspace ready (the agent's HELLO, probe mode) with the same
   kernel, initramfs and QEMU flags, as the floor;
 - ``--parallel`` containers started at once (``docker run -d``, all in flight
@@ -138,32 +140,47 @@ def fleet(e: Engine, count: int, report: Callable[[str], None]) -> dict[str, flo
     return out
 
 
-def bare_boot_argv(root: Path) -> list[str]:
-    """QEMU argv of a bare boot (probe mode) with the daemon's kernel and flags."""
+def bare_boots(n: int, root: Path) -> list[float]:
     settings = Settings.from_env()
     assets = ensure_boot_assets(settings.boot_dir)
     accel = os.environ.get("VMCONTAINER_ACCEL", "tcg")
     spec = MachineSpec(name="bench", kernel=assets.kernel, initramfs=assets.initramfs,
                        cmdline=f"{KERNEL_CMDLINE} vmcontainer.probe=1", memory_mib=GUEST_MIB,
                        vcpus=1, run_dir=root, channels=(ChannelSpec(PORT_NAME, "agent.sock"),))
-    return qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz(),
+    argv = qemu_argv(spec, "qemu-system-x86_64", accel, host_tsc_khz(),
                      kernel_accepts(assets.kernel, LAPIC_TIMER_PARAM))
+    return [timed_bare_boot(argv, root) for _ in range(n)]
 
 
-def start_vmcontainer(base: Path) -> tuple[subprocess.Popen[bytes], Engine]:
-    sock = base / "vmc.sock"
-    env = {**os.environ, "VMCONTAINER_ROOT": str(base / "root")}
-    log = open(base / "daemon.log", "wb")  # noqa: SIM115 - lives as long as the daemon
+def start_vmcontainer(base: Path, warm: bool) -> tuple[subprocess.Popen[bytes], Engine]:
+    label = "vmc-warm" if warm else "vmc-cold"
+    sock = base / f"{label}.sock"
+    env = {**os.environ, "VMCONTAINER_ROOT": str(base / label),
+           "VMCONTAINER_WARM_START": "1" if warm else "0"}
+    log = open(base / f"{label}.log", "wb")  # noqa: SIM115 - lives as long as the daemon
     proc = subprocess.Popen([sys.executable, "-m", "vmcontainer", "daemon", "-H",
                              f"unix://{sock}"], env=env, stdout=log, stderr=log)
-    e = Engine("vmcontainer", f"unix://{sock}")
+    e = Engine(label, f"unix://{sock}")
     for _ in range(600):
         if subprocess.run(["docker", "info"], env=e.env, capture_output=True).returncode == 0:
             return proc, e
         if proc.poll() is not None:
             break
         time.sleep(0.1)
-    raise RuntimeError(f"vmcontainer daemon did not start: {(base / 'daemon.log').read_text()}")
+    raise RuntimeError(f"vmcontainer daemon did not start: {(base / f'{label}.log').read_text()}")
+
+
+def until_warm(e: Engine, *run_args: str) -> None:
+    """Run containers (``run_args`` before the image) until one took the warm path:
+    the first start of a machine size builds its template in the background."""
+    for _ in range(120):
+        e.docker("run", "--name", f"{PREFIX}w", *run_args, IMAGE, "true")
+        path = e.docker("inspect", "-f", "{{.VM.Path}}", f"{PREFIX}w").strip()
+        e.docker("rm", f"{PREFIX}w")
+        if path == "warm":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{e.label}: no template was built")
 
 
 def reference_engine() -> Engine:
@@ -188,46 +205,53 @@ def main() -> None:
         base = Path(tmp)
         archive = base / "busybox.tar"
         write_docker_archive(archive, [busybox_rootfs_tar()], [IMAGE], {"Cmd": ["sh"]})
-        daemon, vmc = start_vmcontainer(base)
+        daemons = [start_vmcontainer(base, warm) for warm in (False, True)]
+        cold, warm = (e for _, e in daemons)
         ref = reference_engine()
+        engines = (cold, warm, ref)
         try:
-            for e in (vmc, ref):
+            for e in engines:
                 e.remove_ours()
                 e.docker("load", "-i", str(archive))
                 e.docker("run", "--rm", IMAGE, "true")  # warm-up (kernel build, base disk)
-            runs: dict[str, list[float]] = {vmc.label: [], ref.label: []}
-            bare: list[float] = []
-            argv = bare_boot_argv(base)
-            for _ in range(a.n):  # interleaved: all three see the same machine load
-                for e in (vmc, ref):
+            until_warm(warm)
+            until_warm(warm, "-m", f"{GUEST_MIB}m")  # the fleet's size
+            runs: dict[str, list[float]] = {e.label: [] for e in engines}
+            for _ in range(a.n):  # interleaved: all see the same machine load
+                for e in engines:
                     runs[e.label].append(e.timed("run", "--rm", IMAGE, "true"))
-                bare.append(timed_bare_boot(argv, base))
-            v, r, b = (statistics.median(x) for x in (runs[vmc.label], runs[ref.label], bare))
-            report(f"cold `docker run --rm {IMAGE} true` (docker CLI):")
-            report(f"  vmcontainer: {stats(runs[vmc.label])}")
-            report(f"  docker:      {stats(runs[ref.label])}")
+            bare = bare_boots(a.n, base)
+            c, w, r, b = (statistics.median(x) for x in
+                          (runs[cold.label], runs[warm.label], runs[ref.label], bare))
+            report(f"`docker run --rm {IMAGE} true` (docker CLI):")
+            report(f"  vmcontainer cold: {stats(runs[cold.label])}")
+            report(f"  vmcontainer warm: {stats(runs[warm.label])}")
+            report(f"  docker:           {stats(runs[ref.label])}")
             report(f"  bare QEMU boot to guest ready + exit, same kernel: {stats(bare)}")
-            report(f"  ratios: vmcontainer/docker {v / r:.2f}, vmcontainer/bare {v / b:.2f}")
+            report(f"  ratios: cold/docker {c / r:.2f}, warm/docker {w / r:.2f}, "
+                   f"cold/bare {c / b:.2f}, warm/bare {w / b:.2f}")
             par = {}
-            for e in (vmc, ref):
+            for e in engines:
                 par[e.label] = parallel_start(e, a.parallel)
                 e.remove_ours()
-            report(f"{a.parallel} containers started in parallel (docker run -d): vmcontainer "
-                   f"{par[vmc.label]:.2f}s, docker {par[ref.label]:.2f}s, ratio "
-                   f"{par[vmc.label] / par[ref.label]:.2f}")
+            report(f"{a.parallel} containers started in parallel (docker run -d): " + ", ".join(
+                f"{e.label} {par[e.label]:.2f}s ({par[e.label] / par[ref.label]:.2f}x docker)"
+                for e in engines))
             report(f"idle containers ({GUEST_MIB} MiB guests), {a.fleet} running:")
             res = {}
-            for e in (vmc, ref):
+            for e in engines:
                 res[e.label] = fleet(e, a.fleet, report)
                 e.remove_ours()
-            report(f"  ratios vmcontainer/docker: PSS at {a.fleet} "
-                   f"{res[vmc.label]['pssN'] / res[ref.label]['pssN']:.1f}, docker ps "
-                   f"{res[vmc.label]['ps'] / res[ref.label]['ps']:.2f}")
+            for e in (cold, warm):
+                report(f"  ratios {e.label}/docker: PSS at {a.fleet} "
+                       f"{res[e.label]['pssN'] / res[ref.label]['pssN']:.1f}, docker ps "
+                       f"{res[e.label]['ps'] / res[ref.label]['ps']:.2f}")
         finally:
-            for e in (vmc, ref):
+            for e in engines:
                 e.remove_ours()
-            daemon.terminate()
-            daemon.wait(timeout=60)
+            for daemon, _ in daemons:
+                daemon.terminate()
+                daemon.wait(timeout=60)
     print("\nsummary:\n" + "\n".join(lines))
 
 

@@ -34,6 +34,7 @@
 #include "reply.h"
 #include "session.h"
 #include "util.h"
+#include "warm.h"
 
 #define AGENT_NAME "vmcontainer-agent 2"
 #define NEWROOT "/newroot"
@@ -213,6 +214,19 @@ static void read_config(struct vmc_config *cfg)
     free(text);
 }
 
+/* A template's boot (vmcontainer.template=1): the host saves the VM while this
+ * waits; each clone resumes here and gets its own config over the port. */
+static void receive_config(struct vmc_config *cfg)
+{
+    char err[1024];
+    size_t len;
+    char *text = vmc_warm_wait_config(chan, &len);
+    vmc_warm_freshen(text, len);
+    if (vmc_config_parse(text, len, cfg, err, sizeof err) < 0)
+        start_error(VMC_EXIT_SETUP_FAILED, "%s", err);
+    free(text);
+}
+
 static void mount_rootfs(const struct vmc_config *cfg)
 {
     char dev[300];
@@ -309,7 +323,10 @@ int main(void)
              (long long)(boottime_ms() - t_init));
 
     struct vmc_config cfg;
-    read_config(&cfg);
+    if (cmdline_has("vmcontainer.template=1"))
+        receive_config(&cfg);
+    else
+        read_config(&cfg);
     char net_err[256];
     if (vmc_net_apply(&cfg.network, net_err, sizeof net_err) < 0)
         start_error(VMC_EXIT_SETUP_FAILED, "%s", net_err);

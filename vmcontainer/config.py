@@ -41,7 +41,9 @@ class Settings:
     ``VMCONTAINER_NETWORK``. Docker has no such switch (rootless Docker always
     uses slirp); ``user`` stays the default even as root until bridge mode has
     every user-mode feature (UDP ports), and so that a root test or CLI run never
-    changes the host's interfaces unasked."""
+    changes the host's interfaces unasked.
+    ``warm_start``: containers clone VM templates where they can
+    (``vmcontainer.engine.warm``; ``VMCONTAINER_WARM_START=0`` turns it off)."""
 
     root: Path
     boot_dir: Path
@@ -52,6 +54,7 @@ class Settings:
     registry_certs_dir: str = ""
     bind_ip: str = "127.0.0.1"
     network_driver: str = "user"
+    warm_start: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,7 +64,8 @@ class Settings:
         if driver not in ("user", "bridge"):
             raise InvalidParameter(f"VMCONTAINER_NETWORK must be user or bridge, not {driver!r}")
         return cls(root=root, boot_dir=Path(boot) if boot else root / "boot",
-                   network_driver=driver)
+                   network_driver=driver,
+                   warm_start=os.environ.get("VMCONTAINER_WARM_START", "1") != "0")
 
     @property
     def network_dir(self) -> Path:

@@ -155,3 +155,28 @@ def test_nic_ids_are_unique() -> None:
     nic = NicSpec(id="net0", mac="02:42:0a:0b:0c:0d")
     with pytest.raises(InvalidParameter):
         spec(nics=(nic, nic))
+
+
+def test_template_maps_its_ram_file_shared_and_boots_the_kernel() -> None:
+    argv = qemu_argv(spec(memory_file=Path("/dev/shm/t,1.ram"), memory_shared=True,
+                          extra_cmdline=("vmcontainer.template=1",)), "qemu", "tcg", None, True)
+    assert argv[argv.index("-object") + 1] == \
+        "memory-backend-file,id=ram0,size=256M,mem-path=/dev/shm/t,,1.ram,share=on"
+    assert argv[argv.index("-machine") + 1].endswith(",rtc=on,memory-backend=ram0")
+    assert "-kernel" in argv and "-incoming" not in argv
+    assert argv[argv.index("-append") + 1].endswith("vmcontainer.template=1 "
+                                                    "lapic_timer_khz=1000000")
+
+
+def test_clone_maps_the_ram_file_private_and_waits_for_incoming_state() -> None:
+    """The same machine and devices as its template, no kernel: its RAM pages are
+    the template's, copy-on-write; QemuMachine.incoming loads the state."""
+    template = qemu_argv(spec(memory_file=Path("/r"), memory_shared=True), "qemu", "tcg", 1, True)
+    clone = qemu_argv(spec(memory_file=Path("/r"), incoming=Path("/s")), "qemu", "tcg", 1, True)
+    assert "mem-path=/r,share=off" in clone[clone.index("-object") + 1]
+    assert clone[clone.index("-incoming") + 1] == "defer"
+    for flag in ("-kernel", "-initrd", "-append"):
+        assert flag not in clone
+    assert clone[clone.index("-machine") + 1] == template[template.index("-machine") + 1]
+    devices = [a for a in clone if a.startswith("virtio-")]
+    assert devices == [a for a in template if a.startswith("virtio-")]

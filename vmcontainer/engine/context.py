@@ -9,6 +9,7 @@ from typing import Any
 from vmcontainer.config import Settings
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.store import ContainerStore
+from vmcontainer.engine.templates import TemplatePool
 from vmcontainer.errors import System
 from vmcontainer.image.registry import RegistryPolicy
 from vmcontainer.image.store import ImageStore
@@ -42,6 +43,7 @@ class EngineContext:
             self.backend = backend
         self._assets = assets
         self._progress = progress
+        self.templates: TemplatePool | None = None  # vmcontainer.engine.warm.pool
 
     @property
     def backend(self) -> Backend:

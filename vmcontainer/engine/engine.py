@@ -120,7 +120,10 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixi
             "ContainersStopped": len(cs) - running - paused,
             "Images": len(self.ctx.images.list()),
             "Backend": self.ctx.backend.name, "Accelerator": self.ctx.backend.accelerator,
-            "BackendStatus": [list(kv) for kv in self.ctx.backend.status()],
+            "BackendStatus": [list(kv) for kv in (
+                *self.ctx.backend.status(),
+                *(self.ctx.templates.status() if self.ctx.templates else
+                  [("Warm start", "on" if self.ctx.settings.warm_start else "off")]))],
         }
 
     # -- lifecycle ------------------------------------------------------------

@@ -87,6 +87,8 @@ class RecoveryMixin:
         maintenance VMs are stopped)."""
         await self.health.close()
         await self.maintenance.close()
+        if self.ctx.templates is not None:
+            await self.ctx.templates.close()
         for task in [*self._tasks, *self.restarts.tasks()]:
             task.cancel()
         for running in list(self._running.values()):

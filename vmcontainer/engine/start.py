@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vmcontainer.engine import warm
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.create import vm_size
@@ -170,21 +171,38 @@ async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path
                 initramfs: Path, sink: OutputSink | None) -> Running:
     directory = ctx.store.dir(c.id)
     _, _, mounts = machine_mounts(ctx.volumes, ctx.store, c)
-    write_config_disk(directory / "config.iso", guest_config(c, mounts, net))
+    config = guest_config(c, mounts, net)
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
     spec = machine_spec(ctx, c, kernel, initramfs, net)
-    memory_mib, vcpus = spec.memory_mib, spec.vcpus
-    t0 = time.monotonic()
-    machine = await ctx.backend.start(spec)
+    template = warm.choose(ctx, spec, config)
     boot: dict[str, Any] = {
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
         "Kernel": str(kernel), "Initramfs": str(initramfs),
-        "MachineType": spec.machine_type, "MemoryMiB": memory_mib, "VCPUs": vcpus,
-        "HotplugSlots": spec.hotplug_slots,
+        "MachineType": spec.machine_type, "MemoryMiB": spec.memory_mib, "VCPUs": spec.vcpus,
+        "HotplugSlots": spec.hotplug_slots, "Path": "cold",
     }
+    t0 = time.monotonic()
+    clone = None
+    if template is not None:
+        try:
+            clone = await _clone(ctx, warm.clone_spec(spec, template), config)
+            boot.update(Path="warm", Template=template.key,
+                        ReadyMs=round((time.monotonic() - t0) * 1000, 1))
+        except (System, OSError) as err:  # the template is broken: drop it, boot cold
+            log.warning("container %s: warm start failed, booting cold: %s", c.short_id, err)
+            warm.drop(ctx, template)
+            for stale in ("agent.sock", "qmp.sock"):
+                (directory / stale).unlink(missing_ok=True)
+            t0 = time.monotonic()
+    if clone is None:
+        write_config_disk(directory / "config.iso", config)
+        machine = await ctx.backend.start(spec)
+    else:
+        machine, link = clone
     try:
-        link = await _connect(machine)
+        if clone is None:
+            link = await _connect(machine)
         started = await _await_start(link, machine, boot, t0)
     except BaseException as err:
         await machine.kill()
@@ -233,6 +251,19 @@ async def adopt_container(ctx: EngineContext, c: Container,
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
     running.task = asyncio.create_task(_monitor(ctx, running, link, [], sink))
     return running
+
+
+async def _clone(ctx: EngineContext, spec: MachineSpec,
+                 config: dict[str, Any]) -> tuple[Machine, AgentLink]:
+    """Resume a template clone (``spec``) and send it the container's CONFIG."""
+    machine = await ctx.backend.start(spec)
+    try:
+        link = await _connect(machine)
+        await link.send(MsgType.CONFIG, warm.config_payload(config))
+    except BaseException:
+        await machine.kill()
+        raise
+    return machine, link
 
 
 async def _connect(machine: Machine) -> AgentLink:

@@ -47,6 +47,7 @@ class MsgType(enum.IntEnum):
     ARCHIVE = 0x86
     NET_CONFIG = 0x88
     SYNC = 0x8A
+    CONFIG = 0x8B
 
 
 class ProtocolError(System):

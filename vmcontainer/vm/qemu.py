@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,9 +46,10 @@ def _device(kind: str, machine_type: str) -> str:
 def machine_arg(spec: MachineSpec, accel: str, lapic_timer: bool) -> str:
     """QEMU's ``-machine`` value; ``lapic_timer``: the kernel accepts
     ``lapic_timer_khz`` (guestkernel.kernel_accepts)."""
+    ram = ",memory-backend=ram0" if spec.memory_file else ""
     if spec.machine_type != "microvm":
-        return spec.machine_type
-    return _MICROVM.format(legacy="on" if accel == "tcg" and not lapic_timer else "off")
+        return spec.machine_type + ram
+    return _MICROVM.format(legacy="on" if accel == "tcg" and not lapic_timer else "off") + ram
 
 
 def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None,
@@ -66,9 +68,7 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None,
         "-cpu", "host" if accel == "kvm" else "max",
         "-m", str(spec.memory_mib),
         "-smp", str(spec.vcpus),
-        "-kernel", str(spec.kernel),
-        "-initrd", str(spec.initramfs),
-        "-append", boot_cmdline(spec, accel, tsc_khz, lapic_timer),
+        *_boot_args(spec, accel, tsc_khz, lapic_timer),
         "-chardev", "socket,id=qmp,path=qmp.sock,server=on,wait=off",
         "-mon", "chardev=qmp,mode=control",
         "-chardev", "file,id=console,path=console.log",
@@ -113,6 +113,23 @@ def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None,
     for nic in spec.nics:
         argv += nic.qemu_args(_device("net", mt))
     return argv
+
+
+def _boot_args(spec: MachineSpec, accel: str, tsc_khz: int | None,
+               lapic_timer: bool) -> list[str]:
+    """Guest RAM and what the VM starts from: the kernel, or (``spec.incoming``) a
+    template's saved state. Template and clones skip RAM in the migration stream
+    (``x-ignore-shared``): it is the memory file itself."""
+    argv: list[str] = []
+    if spec.memory_file:
+        share = "on" if spec.memory_shared else "off"
+        path = str(spec.memory_file).replace(",", ",,")
+        argv += ["-object", f"memory-backend-file,id=ram0,size={spec.memory_mib}M,"
+                 f"mem-path={path},share={share}"]
+    if spec.incoming:  # QemuMachine.incoming sets x-ignore-shared, then starts it
+        return [*argv, "-incoming", "defer"]
+    return [*argv, "-kernel", str(spec.kernel), "-initrd", str(spec.initramfs),
+            "-append", boot_cmdline(spec, accel, tsc_khz, lapic_timer)]
 
 
 class QemuMachine:
@@ -205,6 +222,49 @@ class QemuMachine:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
         await self.wait()
+
+    async def save(self, path: Path, timeout: float = 60.0) -> None:
+        """Save the VM's device state to ``path`` (QMP ``migrate``; guest RAM, in
+        a shared ``memory_file``, is left out) and leave the VM paused. Raises
+        System when the migration fails or takes over ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._qmp_task), timeout)
+            if self._qmp is None or self._proc.returncode is not None:
+                raise System("QMP migrate: the VM has ended")
+            await self._ignore_shared()
+            await self._qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(path))}"})
+            async with asyncio.timeout(timeout):
+                while True:
+                    info = await self._qmp.execute("query-migrate")
+                    status = info.get("status") if isinstance(info, dict) else None
+                    if status == "completed":
+                        return
+                    if status in ("failed", "cancelled"):
+                        raise System(f"QMP migrate: {info.get('error-desc', status)}")
+                    await asyncio.sleep(0.01)
+        except System:
+            raise
+        except Exception as err:
+            raise System(f"QMP migrate failed: {err or type(err).__name__}") from err
+
+    async def incoming(self, path: Path, timeout: float = 30.0) -> None:
+        """Resume the state saved at ``path`` (a VM started with ``spec.incoming``):
+        QMP ``migrate-incoming``; the VM runs once it is loaded. Raises System."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._qmp_task), timeout)
+            if self._qmp is None or self._proc.returncode is not None:
+                raise System("QMP migrate-incoming: the VM has ended")
+            await self._ignore_shared()
+            await self._qmp.execute("migrate-incoming",
+                                    {"uri": f"exec:cat {shlex.quote(str(path))}"})
+        except System:
+            raise
+        except Exception as err:
+            raise System(f"QMP migrate-incoming failed: {err or type(err).__name__}") from err
+
+    async def _ignore_shared(self) -> None:
+        await self._qmp.execute("migrate-set-capabilities", {"capabilities": [
+            {"capability": "x-ignore-shared", "state": True}]})
 
     async def pause(self) -> None:
         """QMP ``stop``: vCPUs halt; QEMU's main loop (QMP, chardevs) keeps running."""
@@ -329,6 +389,16 @@ class QemuBackend:
     def accelerator(self) -> str:
         return self._accel
 
+    @property
+    def binary_id(self) -> str:
+        """The QEMU binary's path, size and mtime: saved VM state is only loaded
+        by the QEMU that wrote it (``vmcontainer.engine.templates`` keys by it)."""
+        try:
+            st = os.stat(self._binary or "")
+        except OSError:
+            return ""
+        return f"{self._binary}:{st.st_size}:{st.st_mtime_ns}"
+
     async def start(self, spec: MachineSpec) -> QemuMachine:
         if not self._binary:
             raise Unavailable(f"{QEMU_BINARY} not found: install Debian's qemu-system-x86")
@@ -348,7 +418,14 @@ class QemuBackend:
                 start_new_session=True,
                 preexec_fn=_die_with_parent if self._tie else None,
             )
-        return QemuMachine(spec, WatchedProcess(popen.pid, popen))
+        machine = QemuMachine(spec, WatchedProcess(popen.pid, popen))
+        if spec.incoming:
+            try:
+                await machine.incoming(spec.incoming)
+            except BaseException:
+                await machine.kill()
+                raise
+        return machine
 
     async def adopt(self, spec: MachineSpec, pid: int) -> QemuMachine:
         """Take back a VM started by an earlier daemon (same spec, process ``pid``)."""

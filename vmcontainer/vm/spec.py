@@ -78,6 +78,12 @@ class MachineSpec:
     adopted.
     ``hotplug_slots`` (q35 only): PCIe root ports ``hp0``… that NICs can be
     plugged into and out of while the VM runs.
+
+    Templating (qemu backend only; ``vmcontainer.engine.templates``):
+    ``memory_file``: guest RAM is this file (a ``memory-backend-file``), mapped
+    shared (``memory_shared``: the template writes it) or private (a clone: its
+    pages copy-on-write); ``incoming``: the saved device state to resume from
+    instead of booting ``kernel``.
     """
 
     name: str
@@ -95,6 +101,9 @@ class MachineSpec:
     hotplug_slots: int = 0
     extra_cmdline: tuple[str, ...] = field(default=())
     owner: str = ""
+    memory_file: Path | None = None
+    memory_shared: bool = False
+    incoming: Path | None = None
 
     def __post_init__(self) -> None:
         if self.memory_mib < MIN_MEMORY_MIB:

@@ -1,0 +1,236 @@
+"""VM templates: the warm start path (issue "Fast start", DESIGN.md "Hypervisor").
+
+A template is one VM booted (qemu backend, microvm) to where its agent waits for
+its container's config (``vmcontainer.template=1``, guest/PROTOCOL.md "Warm
+start"), then saved: its guest RAM is a file on tmpfs (``memory-backend-file``,
+shared) and its device state a migration stream beside it (``x-ignore-shared``:
+RAM not in the stream). A container whose machine matches a template starts QEMU
+with ``-incoming`` from that state and the same RAM file mapped private — its
+pages copy-on-write, shared with every other clone until written.
+
+One template per key: the SHA-256 of the kernel and initramfs contents (the
+initramfs holds the agent), memory, vCPUs, accelerator, the QEMU binary and the
+device layout (``LAYOUT``). Templates are built in the background on first need;
+a container that finds none ready starts cold. Files: ``<root>/<key>/`` (state,
+disk placeholders) and ``<shm>/<key>.ram``; this daemon's RAM files go at close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmcontainer.guestlink.link import AgentLink
+from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
+from vmcontainer.vm.backend import Backend
+from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
+from vmcontainer.vm.qemu import QemuMachine
+from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
+
+log = logging.getLogger(__name__)
+
+# The device layout every template has, in slot order; bump the version when the
+# agent's template protocol or the layout changes.
+LAYOUT = "microvm;rootfs,config;agent;v1"
+AGENT_SOCKET = "agent.sock"
+# The guest keeps the capacity it probed at the template's boot: every rootfs
+# whose virtual size is at most this fits (the disk is sparse).
+ROOTFS_CAPACITY = 1 << 40
+CONFIG_CAPACITY = 1 << 20
+BUILD_TIMEOUT_S = 120.0
+# A template's RAM file stays on tmpfs while the daemon runs, holding what its
+# guest touched at boot — which grows with its memory (the kernel's page structs:
+# 16 GiB for a 1 TiB guest): larger machines boot cold.
+MAX_MEMORY_MIB = 2048
+
+
+@dataclass(frozen=True)
+class Template:
+    """A saved template: ``state`` (device state), ``memory`` (guest RAM file),
+    ``config_disk`` (the placeholder a clone attaches in the config slot)."""
+
+    key: str
+    state: Path
+    memory: Path
+    config_disk: Path
+    memory_mib: int
+    vcpus: int
+    built_s: float
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # cache key only
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of ``path``'s content, cached per (path, size, mtime)."""
+    st = path.stat()
+    return _file_digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+def qcow2_virtual_size(path: Path) -> int | None:
+    """The virtual size in bytes from a qcow2 header, None when not qcow2."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+    except OSError:
+        return None
+    if len(head) < 32 or head[:4] != b"QFI\xfb":
+        return None
+    return int(struct.unpack(">Q", head[24:32])[0])
+
+
+class TemplatePool:
+    """Templates of one daemon. ``root``: where their files live; ``shm``: a
+    tmpfs directory for their RAM files."""
+
+    def __init__(self, backend: Backend, root: Path, shm: Path) -> None:
+        self._backend = backend
+        self._root = root
+        self._shm = shm
+        self._ready: dict[str, Template] = {}
+        self._builds: dict[str, asyncio.Task[None]] = {}
+        self._failed: dict[str, str] = {}
+
+    def key(self, spec: MachineSpec) -> str:
+        """The template key of container machine ``spec``."""
+        parts = [LAYOUT, file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
+                 spec.cmdline, str(spec.memory_mib), str(spec.vcpus), self._backend.accelerator,
+                 str(getattr(self._backend, "binary_id", ""))]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+    def eligible(self, spec: MachineSpec) -> bool:
+        """Whether ``spec`` (a container's machine) has a template's device layout:
+        microvm, at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits
+        and the config slot, and nothing else (no volumes, shares or anything a
+        later field adds)."""
+        if (self._backend.name != "qemu" or len(spec.disks) != 2
+                or spec.memory_mib > MAX_MEMORY_MIB):
+            return False
+        rootfs, config = spec.disks
+        if (rootfs.serial, config.serial) != ("rootfs", "config") or rootfs.readonly:
+            return False
+        size = qcow2_virtual_size(rootfs.path)
+        if size is None or size > ROOTFS_CAPACITY:
+            return False
+        bare = MachineSpec(name=spec.name, kernel=spec.kernel, initramfs=spec.initramfs,
+                           cmdline=DEFAULT_CMDLINE, memory_mib=spec.memory_mib,
+                           vcpus=spec.vcpus, run_dir=spec.run_dir, disks=spec.disks,
+                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner)
+        return spec == bare
+
+    def get(self, spec: MachineSpec) -> Template | None:
+        """The ready template for ``spec``; when there is none yet, its build
+        starts in the background (once per key) and None is returned."""
+        key = self.key(spec)
+        t = self._ready.get(key)
+        if t is not None and t.memory.exists() and t.state.exists():
+            return t
+        self._ready.pop(key, None)
+        if key not in self._builds and key not in self._failed:
+            self._builds[key] = asyncio.create_task(self._build(key, spec))
+        return None
+
+    def drop(self, t: Template) -> None:
+        """Forget ``t`` and build no template for its key again (a clone failed)."""
+        if self._ready.pop(t.key, None) is not None:
+            self._failed[t.key] = "a clone failed to start"
+
+    async def wait_built(self) -> None:
+        """Until every build started so far has ended (tests, benchmarks)."""
+        await asyncio.gather(*self._builds.values(), return_exceptions=True)
+
+    def status(self) -> list[tuple[str, str]]:
+        """``docker info`` lines (DriverStatus pairs)."""
+        lines = [("Warm start templates", str(len(self._ready)))]
+        for t in self._ready.values():
+            lines.append((f"Template {t.key[:12]}",
+                          f"{t.memory_mib} MiB, {t.vcpus} vCPU, built in {t.built_s:.2f}s"))
+        for key in self._builds:
+            lines.append((f"Template {key[:12]}", "building"))
+        for key, err in self._failed.items():
+            lines.append((f"Template {key[:12]}", f"failed: {err}"))
+        return lines
+
+    async def close(self) -> None:
+        """Cancel builds and remove this pool's RAM files (running clones keep
+        their mappings)."""
+        for task in self._builds.values():
+            task.cancel()
+        await asyncio.gather(*self._builds.values(), return_exceptions=True)
+        shutil.rmtree(self._shm, ignore_errors=True)
+
+    async def _build(self, key: str, spec: MachineSpec) -> None:
+        t0 = time.monotonic()
+        tmp = self._root / f".{key}.tmp"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            self._shm.mkdir(parents=True, exist_ok=True)
+            (self._shm / "root").write_text(str(self._root.parent))  # warm.sweep_shm
+            ram = self._shm / f"{key}.ram"
+            ram_tmp = self._shm / f".{key}.ram.tmp"
+            ram_tmp.unlink(missing_ok=True)
+            for name, size in (("rootfs.raw", ROOTFS_CAPACITY), ("config.raw", CONFIG_CAPACITY)):
+                with open(tmp / name, "wb") as fh:
+                    fh.truncate(size)
+            tspec = MachineSpec(
+                name=f"vmc-template-{key[:12]}", kernel=spec.kernel, initramfs=spec.initramfs,
+                cmdline=spec.cmdline, memory_mib=spec.memory_mib, vcpus=spec.vcpus,
+                run_dir=tmp,
+                disks=(DiskSpec(tmp / "rootfs.raw", "rootfs", format="raw"),
+                       DiskSpec(tmp / "config.raw", "config", format="raw", readonly=True)),
+                channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+                extra_cmdline=("vmcontainer.template=1",),
+                memory_file=ram_tmp, memory_shared=True)
+            async with asyncio.timeout(BUILD_TIMEOUT_S):
+                await self._boot_and_save(tspec, tmp / "state")
+            os.replace(ram_tmp, ram)
+            final = self._root / key
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            self._ready[key] = Template(key, final / "state", ram, final / "config.raw",
+                                        spec.memory_mib, spec.vcpus,
+                                        round(time.monotonic() - t0, 2))
+            log.info("template %s built in %.2fs", key[:12], time.monotonic() - t0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.warning("template %s: build failed: %s", key[:12], err)
+            self._failed[key] = str(err) or type(err).__name__
+        finally:
+            self._builds.pop(key, None)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    async def _boot_and_save(self, spec: MachineSpec, state: Path) -> None:
+        machine = await self._backend.start(spec)
+        try:
+            if not isinstance(machine, QemuMachine):
+                raise TypeError("templates need the qemu backend")
+            link = await AgentLink.connect(machine.socket_path(AGENT_SOCKET), timeout=60.0)
+            try:
+                async for frame in link.frames():
+                    if frame.type == MsgType.HELLO:
+                        break
+                await asyncio.sleep(0.05)  # the agent reaches its wait for CONFIG
+                await machine.save(state)
+            finally:
+                await link.close()
+        finally:
+            with contextlib.suppress(Exception):
+                await machine.kill()
