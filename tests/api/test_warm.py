@@ -43,12 +43,14 @@ def vm_record(d: Daemon, name: str) -> dict[str, Any]:
 
 
 def run_warm(d: Daemon, *args: str, deadline_s: float = 90) -> tuple[str, str]:
-    """``docker run --name N args`` until it took the warm path (the first start of
-    a machine size builds its template in the background); (name, stdout)."""
+    """``docker run --name N --network none args`` until it took the warm path (the
+    first start of a machine size builds its template in the background); (name,
+    stdout). ``--network none``: templates have no NIC slot yet, so containers with
+    a NIC (the default user network) start cold."""
     end = time.monotonic() + deadline_s
     while True:
         name = "w" + uuid.uuid4().hex[:10]
-        r = docker(d, "run", "--name", name, *args)
+        r = docker(d, "run", "--name", name, "--network", "none", *args)
         assert r.returncode == 0, r.stderr
         if vm_record(d, name)["Path"] == "warm":
             return name, r.stdout
