@@ -9,8 +9,7 @@
 
 #include "protocol.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int vmc_config_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     int n = snprintf(err, errlen, "config.json: ");
     va_list ap;
@@ -67,58 +66,58 @@ int vmc_config_parse(const char *text, size_t len, struct vmc_config *cfg, char 
     int rc = -1;
     json_tokener *tok = json_tokener_new();
     if (tok == NULL)
-        return fail(err, errlen, "out of memory");
+        return vmc_config_fail(err, errlen, "out of memory");
     json_object *root = json_tokener_parse_ex(tok, text, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     if (root == NULL || jerr != json_tokener_success) {
-        fail(err, errlen, "invalid JSON: %s at offset %zu",
+        vmc_config_fail(err, errlen, "invalid JSON: %s at offset %zu",
              json_tokener_error_desc(jerr == json_tokener_success ? json_tokener_continue : jerr),
              json_tokener_get_parse_end(tok));
         goto out;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        fail(err, errlen, "not a JSON object");
+        vmc_config_fail(err, errlen, "not a JSON object");
         goto out;
     }
     json_object *v, *rootfs, *process;
     if (!json_object_object_get_ex(root, "version", &v) || !json_object_is_type(v, json_type_int)) {
-        fail(err, errlen, "\"version\" missing or not an integer");
+        vmc_config_fail(err, errlen, "\"version\" missing or not an integer");
         goto out;
     }
     cfg->version = json_object_get_int(v);
     if (cfg->version != VMC_CONFIG_VERSION) {
-        fail(err, errlen, "unsupported version %d (this agent reads %d)", cfg->version, VMC_CONFIG_VERSION);
+        vmc_config_fail(err, errlen, "unsupported version %d (this agent reads %d)", cfg->version, VMC_CONFIG_VERSION);
         goto out;
     }
     if (get_string(root, "id", "", &cfg->id) < 0 || get_string(root, "hostname", NULL, &cfg->hostname) < 0 ||
         get_string(root, "hosts", NULL, &cfg->hosts) < 0 ||
         get_string(root, "resolv_conf", NULL, &cfg->resolv_conf) < 0) {
-        fail(err, errlen, "\"id\", \"hostname\", \"hosts\" and \"resolv_conf\" must be strings");
+        vmc_config_fail(err, errlen, "\"id\", \"hostname\", \"hosts\" and \"resolv_conf\" must be strings");
         goto out;
     }
 
     if (!json_object_object_get_ex(root, "rootfs", &rootfs) || !json_object_is_type(rootfs, json_type_object)) {
-        fail(err, errlen, "\"rootfs\" missing or not an object");
+        vmc_config_fail(err, errlen, "\"rootfs\" missing or not an object");
         goto out;
     }
     if (get_string(rootfs, "serial", NULL, &cfg->rootfs_serial) != 0 || cfg->rootfs_serial[0] == '\0') {
-        fail(err, errlen, "\"rootfs.serial\" missing or not a non-empty string");
+        vmc_config_fail(err, errlen, "\"rootfs.serial\" missing or not a non-empty string");
         goto out;
     }
     if (get_string(rootfs, "fstype", "ext4", &cfg->rootfs_fstype) < 0) {
-        fail(err, errlen, "\"rootfs.fstype\" must be a string");
+        vmc_config_fail(err, errlen, "\"rootfs.fstype\" must be a string");
         goto out;
     }
     if (json_object_object_get_ex(rootfs, "readonly", &v) && v != NULL) {
         if (!json_object_is_type(v, json_type_boolean)) {
-            fail(err, errlen, "\"rootfs.readonly\" must be a boolean");
+            vmc_config_fail(err, errlen, "\"rootfs.readonly\" must be a boolean");
             goto out;
         }
         cfg->rootfs_readonly = json_object_get_boolean(v);
     }
 
     if (!json_object_object_get_ex(root, "process", &process) || !json_object_is_type(process, json_type_object)) {
-        fail(err, errlen, "\"process\" missing or not an object");
+        vmc_config_fail(err, errlen, "\"process\" missing or not an object");
         goto out;
     }
     if (vmc_process_parse(process, "process", &cfg->process, err, errlen) < 0)
@@ -207,47 +206,47 @@ int vmc_process_parse(json_object *process, const char *what, struct vmc_process
     size_t nargs = 0;
     if (!json_object_object_get_ex(process, "args", &v) || !json_object_is_type(v, json_type_array) ||
         (p->args = get_string_array(v, 0, &nargs)) == NULL || nargs == 0 || p->args[0][0] == '\0') {
-        fail(err, errlen, "\"%s.args\" must be a non-empty array of strings", what);
+        vmc_config_fail(err, errlen, "\"%s.args\" must be a non-empty array of strings", what);
         goto bad;
     }
     if (json_object_object_get_ex(process, "env", &v) && v != NULL) {
         if (!json_object_is_type(v, json_type_array) || (p->env = get_string_array(v, 1, &p->nenv)) == NULL) {
-            fail(err, errlen, "\"%s.env\" must be an array of strings", what);
+            vmc_config_fail(err, errlen, "\"%s.env\" must be an array of strings", what);
             goto bad;
         }
     } else if ((p->env = calloc(2, sizeof *p->env)) == NULL) {
-        fail(err, errlen, "out of memory");
+        vmc_config_fail(err, errlen, "out of memory");
         goto bad;
     }
     if (get_string(process, "cwd", "/", &p->cwd) < 0 || get_string(process, "user", "", &p->user) < 0) {
-        fail(err, errlen, "\"%s.cwd\" and \"%s.user\" must be strings", what, what);
+        vmc_config_fail(err, errlen, "\"%s.cwd\" and \"%s.user\" must be strings", what, what);
         goto bad;
     }
     if (get_bool(process, "tty", &p->tty) < 0 || get_bool(process, "stdin", &p->stdin) < 0 ||
         get_bool(process, "init", &p->init) < 0) {
-        fail(err, errlen, "\"%s.tty\", \"%s.stdin\" and \"%s.init\" must be booleans", what, what, what);
+        vmc_config_fail(err, errlen, "\"%s.tty\", \"%s.stdin\" and \"%s.init\" must be booleans", what, what, what);
         goto bad;
     }
     if (json_object_object_get_ex(process, "groups", &v) && !json_object_is_type(v, json_type_null)) {
         size_t ngroups = 0;
         if (!json_object_is_type(v, json_type_array) || (p->groups = get_string_array(v, 0, &ngroups)) == NULL) {
-            fail(err, errlen, "\"%s.groups\" must be an array of strings", what);
+            vmc_config_fail(err, errlen, "\"%s.groups\" must be an array of strings", what);
             goto bad;
         }
     }
     if (get_u16(process, "rows", &p->rows) < 0 || get_u16(process, "cols", &p->cols) < 0) {
-        fail(err, errlen, "\"%s.rows\" and \"%s.cols\" must be integers from 0 to 65535", what, what);
+        vmc_config_fail(err, errlen, "\"%s.rows\" and \"%s.cols\" must be integers from 0 to 65535", what, what);
         goto bad;
     }
     if (p->cwd[0] == '\0') {
         free(p->cwd);
         if ((p->cwd = strdup("/")) == NULL) {
-            fail(err, errlen, "out of memory");
+            vmc_config_fail(err, errlen, "out of memory");
             goto bad;
         }
     }
     if (p->cwd[0] != '/') {
-        fail(err, errlen, "the working directory \"%s\" is invalid, it needs to be an absolute path", p->cwd);
+        vmc_config_fail(err, errlen, "the working directory \"%s\" is invalid, it needs to be an absolute path", p->cwd);
         goto bad;
     }
     return 0;

@@ -50,4 +50,7 @@ void vmc_config_free(struct vmc_config *cfg);
 int vmc_process_parse(json_object *obj, const char *what, struct vmc_process *p, char *err, size_t errlen);
 void vmc_process_free(struct vmc_process *p);
 
+/* Writes "config.json: " and the message into err (errlen bytes); returns -1. */
+int vmc_config_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

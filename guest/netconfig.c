@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "net.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    int n = snprintf(err, errlen, "config.json: ");
-    va_list ap;
-    va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < errlen)
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static const char *member_string(json_object *obj, const char *key)
 {
@@ -65,29 +55,29 @@ static int parse_iface(json_object *o, size_t i, struct vmc_net_iface *f, char *
 {
     memset(f, 0, sizeof *f);
     if (!json_object_is_type(o, json_type_object))
-        return fail(err, errlen, "\"network.interfaces[%zu]\" must be an object", i);
+        return vmc_config_fail(err, errlen, "\"network.interfaces[%zu]\" must be an object", i);
     if (parse_mac(member_string(o, "mac"), f->mac) < 0)
-        return fail(err, errlen, "\"network.interfaces[%zu].mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
+        return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
     const char *name = member_string(o, "name");
     if (name == NULL || strlen(name) >= sizeof f->name || strchr(name, '/') != NULL ||
         strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return fail(err, errlen, "\"network.interfaces[%zu].name\" must be an interface name of 0-15 bytes", i);
+        return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].name\" must be an interface name of 0-15 bytes", i);
     strcpy(f->name, name);
     json_object *v;
     if (json_object_object_get_ex(o, "mtu", &v) && v != NULL) {
         int64_t mtu = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
         if (mtu < 68 || mtu > 65535)
-            return fail(err, errlen, "\"network.interfaces[%zu].mtu\" must be an integer from 68 to 65535", i);
+            return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].mtu\" must be an integer from 68 to 65535", i);
         f->mtu = (int)mtu;
     }
     const char *addr = member_string(o, "address");
     if (json_object_object_get_ex(o, "address", &v) && v != NULL && parse_cidr(addr, &f->addr, &f->prefix) < 0)
-        return fail(err, errlen, "\"network.interfaces[%zu].address\" must be IPv4 address/prefix", i);
+        return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].address\" must be IPv4 address/prefix", i);
     const char *gw = member_string(o, "gateway");
     if (json_object_object_get_ex(o, "gateway", &v) && v != NULL) {
         struct in_addr a;
         if (gw == NULL || inet_pton(AF_INET, gw, &a) != 1)
-            return fail(err, errlen, "\"network.interfaces[%zu].gateway\" must be an IPv4 address", i);
+            return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].gateway\" must be an IPv4 address", i);
         f->gateway = a.s_addr;
     }
     return 0;
@@ -100,18 +90,18 @@ int vmc_net_config_parse(json_object *root, struct vmc_net_config *net, char *er
     if (!json_object_object_get_ex(root, "network", &network) || network == NULL)
         return 0;
     if (!json_object_is_type(network, json_type_object))
-        return fail(err, errlen, "\"network\" must be an object");
+        return vmc_config_fail(err, errlen, "\"network\" must be an object");
     if (!json_object_object_get_ex(network, "interfaces", &ifaces) || ifaces == NULL)
         return 0;
     if (!json_object_is_type(ifaces, json_type_array))
-        return fail(err, errlen, "\"network.interfaces\" must be an array");
+        return vmc_config_fail(err, errlen, "\"network.interfaces\" must be an array");
     size_t n = json_object_array_length(ifaces);
     if (n > 64)
-        return fail(err, errlen, "\"network.interfaces\": at most 64");
+        return vmc_config_fail(err, errlen, "\"network.interfaces\": at most 64");
     if (n == 0)
         return 0;
     if ((net->ifaces = calloc(n, sizeof *net->ifaces)) == NULL)
-        return fail(err, errlen, "out of memory");
+        return vmc_config_fail(err, errlen, "out of memory");
     net->n = n;
     for (size_t i = 0; i < n; i++) {
         if (parse_iface(json_object_array_get_idx(ifaces, i), i, &net->ifaces[i], err, errlen) < 0) {

@@ -329,15 +329,20 @@ class ImageStore(RegistryTransferMixin):
             if disk.exists():
                 return disk
             with self.layout.locked(shared=True):
-                entry = self._catalog().get(image.id)
-                if entry is None:
-                    raise ImageNotFound(image.id)
-                layers = [self.layout.blob_path(d.digest) for d in entry.info.layers]
-                labels = [d.digest for d in entry.info.layers]
+                layers, labels = self._layer_files(image.id)
                 from vmcontainer.image import rootfs
 
                 return rootfs.build_disk(layers, labels, disk, self.tmp_dir,
                                          self.rootfs_free_bytes or rootfs.DEFAULT_FREE_BYTES)
+
+    def _layer_files(self, image_id: str) -> tuple[builtins.list[Path], builtins.list[str]]:
+        """The layer blobs of ``image_id`` and their digests, in order (call with the
+        layout locked). Raises ImageNotFound."""
+        entry = self._catalog().get(image_id)
+        if entry is None:
+            raise ImageNotFound(image_id)
+        return ([self.layout.blob_path(d.digest) for d in entry.info.layers],
+                [d.digest for d in entry.info.layers])
 
     def rootfs_listing(self, image: Image) -> bytes:
         """The listing of ``image``'s root filesystem (:mod:`vmcontainer.image.listing`),
@@ -348,11 +353,7 @@ class ImageStore(RegistryTransferMixin):
         with file_lock(disk.with_suffix(".lock")):
             if not listing.exists():
                 with self.layout.locked(shared=True):
-                    entry = self._catalog().get(image.id)
-                    if entry is None:
-                        raise ImageNotFound(image.id)
-                    layers = [self.layout.blob_path(d.digest) for d in entry.info.layers]
-                    labels = [d.digest for d in entry.info.layers]
+                    layers, labels = self._layer_files(image.id)
                 from vmcontainer.image.layers import apply_layers
                 from vmcontainer.image.listing import write_listing
 

@@ -98,13 +98,17 @@ class LibvirtMachine:
             rc = 1
         self._finish(rc)
 
-    def _finish(self, rc: int) -> None:
+    def _let_go(self) -> None:
+        """Stop listening for the domain's events; close relays and the run dir fd."""
         self._backend.conn.unlisten(self._uuid)
         for relay in self._relays:
             relay.close()
         if self._dirfd >= 0:
             os.close(self._dirfd)
             self._dirfd = -1
+
+    def _finish(self, rc: int) -> None:
+        self._let_go()
         if not self._exited.done():
             self._exited.set_result(rc)
 
@@ -159,12 +163,7 @@ class LibvirtMachine:
 
     async def release(self) -> None:
         """Stop listening; the domain runs on for the next daemon to adopt."""
-        self._backend.conn.unlisten(self._uuid)
-        for relay in self._relays:
-            relay.close()
-        if self._dirfd >= 0:
-            os.close(self._dirfd)
-            self._dirfd = -1
+        self._let_go()
 
     async def add_nic(self, nic: NicSpec) -> None:
         """Hot-plug tap NIC ``nic`` (libvirt places it in a free PCIe root port).
