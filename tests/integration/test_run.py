@@ -8,6 +8,7 @@ import json
 import subprocess
 
 import pytest
+from backends import BACKEND
 from conftest import Vmc
 
 pytestmark = pytest.mark.vm
@@ -135,6 +136,7 @@ def test_bad_kernel_is_one_clear_line(vmc: Vmc, busybox: str) -> None:
     assert vmc.daemon_pid() is None
 
 
+@pytest.mark.skipif(BACKEND != "qemu", reason="libvirtd, not the daemon, spawns QEMU there")
 def test_missing_qemu_is_one_clear_line(vmc: Vmc, busybox: str, tmp_path: object) -> None:
     import os
     import shutil
