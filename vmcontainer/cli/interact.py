@@ -31,11 +31,12 @@ def copy_stdin(sock: socket.socket, detach_keys: bytes, detached: threading.Even
     scanner = DetachScanner(detach_keys)
     try:
         while data := os.read(fd, CHUNK):
-            sock.sendall(data)
             if scanner.feed(data)[1]:
-                detached.set()  # the daemon ends the stream; do not wait on it
+                detached.set()  # before the daemon, seeing the keys, ends the stream
+                sock.sendall(data)
                 sock.shutdown(socket.SHUT_RDWR)
                 return
+            sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass
