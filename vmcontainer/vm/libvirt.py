@@ -61,6 +61,7 @@ class LibvirtMachine:
         self._dirfd = os.open(spec.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._pid = backend.qemu_pid(spec.name)
         backend.conn.listen(self._uuid, self._on_event)
+        backend.watched[spec.name] = spec.owner
 
     async def _setup(self) -> None:
         """Learn the channels' socket paths (chosen by libvirt) from the live XML; on
@@ -101,6 +102,7 @@ class LibvirtMachine:
     def _let_go(self) -> None:
         """Stop listening for the domain's events; close relays and the run dir fd."""
         self._backend.conn.unlisten(self._uuid)
+        self._backend.watched.pop(self.name, None)
         for relay in self._relays:
             relay.close()
         if self._dirfd >= 0:
@@ -227,6 +229,9 @@ class LibvirtBackend:
         self._accel = accel
         self.remote = is_remote(conn.uri)
         self._placer = VolumePlacer(conn, pool) if self.remote else None
+        # Domain name -> owner of the machines that listen for their events here:
+        # running until their STOPPED event, so ``alive`` answers without libvirt.
+        self.watched: dict[str, str] = {}
 
     @classmethod
     async def open(cls, uri: str, accel: str, pool: str = "default") -> LibvirtBackend:
@@ -311,7 +316,10 @@ class LibvirtBackend:
         return await self._machine(spec, dom)
 
     def alive(self, name: str, owner: str, pid: int) -> bool:
-        """Whether our domain ``name`` (owner ``owner``) is running (blocking call)."""
+        """Whether our domain ``name`` (owner ``owner``) is running: at once for a
+        domain watched here, else through libvirt (blocking calls)."""
+        if self.watched.get(name) == owner:
+            return True
         try:
             dom = self.conn.conn.lookupByName(name)
             return bool(dom.isActive()) and owner_of(dom.XMLDesc(0)) == owner
