@@ -5,11 +5,12 @@ answers), each on its own temporary data root, medians of ``-n`` runs.
 
     python bench/backend_latency.py [-n 5]
 
-Measured (TCG, 2 shared cores, libvirt 9.0, microvm on both; medians of 5):
-qemu warm 0.44 s, qemu cold 0.9 s, libvirt 2.05 s (3.05 s when libvirt used q35).
-Of libvirt's extra ~1.1 s: createXML ~0.35 s; destroy ~1.2 s here, most of it
-this sandbox's PID 1 reaping QEMU late (libvirt polls ``kill(pid, 0)`` every
-200 ms, which a zombie answers).
+Measured (TCG, 2 shared cores, libvirt 9.0; medians of 7): qemu 0.44 s, qemu cold
+0.41 s (warm start skips containers with a NIC: the default network has one),
+libvirt 2.02 s on microvm (2.98 s when it used q35, medians of 10). libvirt's extra
+~1.6 s: createXML ~0.35 s and destroy ~1.2 s, most of that this sandbox's PID 1
+reaping QEMU late (orphans linger 1-1.8 s; libvirt polls ``kill(pid, 0)`` every
+200 ms until the zombie is gone).
 """
 
 from __future__ import annotations
