@@ -10,9 +10,24 @@ pages copy-on-write, shared with every other clone until written.
 
 One template per key: the SHA-256 of the kernel and initramfs contents (the
 initramfs holds the agent), memory, vCPUs, accelerator, the QEMU binary and the
-device layout (``LAYOUT``). Templates are built in the background on first need;
-a container that finds none ready starts cold. Files: ``<root>/<key>/`` (state,
-disk placeholders) and ``<shm>/<key>.ram``; this daemon's RAM files go at close.
+device layout (``layout``: machine type, hot-plug root ports, NIC slots).
+Templates are built in the background on first need; a container that finds none
+ready starts cold. Files: ``<root>/<key>/`` (state, disk placeholders) and
+``<shm>/<key>.ram``; this daemon's RAM files go at close.
+
+NICs. A template has a NIC in each slot its containers have one, with the MAC
+``template_mac(i)`` and a ``hubport`` netdev (a hub with nothing else on it); a
+clone puts its own netdev — ``user`` with its host forwards, or ``tap`` — behind
+the same device id and slot. Why a hub port, measured with QEMU 7.2: a template
+with a ``user`` netdev writes slirp's own savevm section ("slirp"), and a clone
+whose NIC is a tap then fails to load ("Unknown savevm section or instance
+'slirp' 0"); a hub port has no vmstate, so clones with either netdev load it (and
+a clone's ``user`` netdev simply finds no slirp section to load). A hub port has
+no vnet header, so the guest acked no offloads: every clone netdev offers a
+superset of those features (virtio's load refuses acked features the device no
+longer offers). The guest keeps the template's MAC (the driver read it at probe);
+the clone's CONFIG names it per interface (``template_mac``) and the agent gives
+the NIC the container's own (guest/PROTOCOL.md "Warm start").
 """
 
 from __future__ import annotations
@@ -33,14 +48,17 @@ from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
+from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.qemu import QemuMachine
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
 log = logging.getLogger(__name__)
 
-# The device layout every template has, in slot order; bump the version when the
-# agent's template protocol or the layout changes.
-LAYOUT = "microvm;rootfs,config;agent;v1"
+# Bump when the agent's template protocol or the device layout (qemu_argv's
+# device order: rng, agent port, rootfs, config, root ports, NICs) changes.
+LAYOUT_VERSION = "v2"
+# NICs a template may have (each costs the template's boot a probe).
+MAX_NICS = 8
 AGENT_SOCKET = "agent.sock"
 # The guest keeps the capacity it probed at the template's boot: every rootfs
 # whose virtual size is at most this fits (the disk is sparse).
@@ -65,6 +83,28 @@ class Template:
     memory_mib: int
     vcpus: int
     built_s: float
+    machine_type: str = "microvm"
+    nic_ids: tuple[str, ...] = ()  # NIC i has MAC template_mac(i)
+
+    def describe(self) -> str:
+        """``docker info``'s words for it, e.g. ``128 MiB, 1 vCPU, microvm, 1 NIC``."""
+        nics = len(self.nic_ids)
+        return (f"{self.memory_mib} MiB, {self.vcpus} vCPU, {self.machine_type}, "
+                f"{nics} NIC{'' if nics == 1 else 's'}")
+
+
+def template_mac(index: int) -> str:
+    """The MAC of a template's NIC ``index`` (locally administered, ``02:76:6d:63``
+    is "vmc"): the guest's until its clone's agent sets the container's."""
+    return f"02:76:6d:63:00:{index:02x}"
+
+
+def layout(spec: MachineSpec) -> str:
+    """The device layout of container machine ``spec`` as part of its template key:
+    machine type, hot-plug root ports and each NIC's id and slot."""
+    nics = ",".join(f"{n.id}@{n.bus or 'mmio'}" for n in spec.nics)
+    return (f"{spec.machine_type};rootfs,config;agent;ports={spec.hotplug_slots};"
+            f"nics={nics};{LAYOUT_VERSION}")
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,21 +149,24 @@ class TemplatePool:
 
     def key(self, spec: MachineSpec) -> str:
         """The template key of container machine ``spec``."""
-        parts = [LAYOUT, file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
+        parts = [layout(spec), file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
                  spec.cmdline, str(spec.memory_mib), str(spec.vcpus), self._backend.accelerator,
                  str(getattr(self._backend, "binary_id", ""))]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
     def eligible(self, spec: MachineSpec) -> bool:
         """Whether ``spec`` (a container's machine) has a template's device layout:
-        microvm, at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits
-        and the config slot, and nothing else (no volumes, shares or anything a
-        later field adds)."""
+        microvm, at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits,
+        the config slot, up to ``MAX_NICS`` user or tap NICs, and nothing else (no
+        volumes, shares or anything a later field adds)."""
         if (self._backend.name != "qemu" or len(spec.disks) != 2
-                or spec.memory_mib > MAX_MEMORY_MIB):
+                or spec.memory_mib > MAX_MEMORY_MIB or len(spec.nics) > MAX_NICS
+                or spec.machine_type != "microvm"):
             return False
         rootfs, config = spec.disks
         if (rootfs.serial, config.serial) != ("rootfs", "config") or rootfs.readonly:
+            return False
+        if any(n.netdev not in ("user", "tap") for n in spec.nics):
             return False
         size = qcow2_virtual_size(rootfs.path)
         if size is None or size > ROOTFS_CAPACITY:
@@ -131,7 +174,9 @@ class TemplatePool:
         bare = MachineSpec(name=spec.name, kernel=spec.kernel, initramfs=spec.initramfs,
                            cmdline=DEFAULT_CMDLINE, memory_mib=spec.memory_mib,
                            vcpus=spec.vcpus, run_dir=spec.run_dir, disks=spec.disks,
-                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner)
+                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner,
+                           nics=spec.nics, machine_type=spec.machine_type,
+                           hotplug_slots=spec.hotplug_slots)
         return spec == bare
 
     def get(self, spec: MachineSpec) -> Template | None:
@@ -159,8 +204,7 @@ class TemplatePool:
         """``docker info`` lines (DriverStatus pairs)."""
         lines = [("Warm start templates", str(len(self._ready)))]
         for t in self._ready.values():
-            lines.append((f"Template {t.key[:12]}",
-                          f"{t.memory_mib} MiB, {t.vcpus} vCPU, built in {t.built_s:.2f}s"))
+            lines.append((f"Template {t.key[:12]}", f"{t.describe()}, built in {t.built_s:.2f}s"))
         for key in self._builds:
             lines.append((f"Template {key[:12]}", "building"))
         for key, err in self._failed.items():
@@ -196,6 +240,9 @@ class TemplatePool:
                 disks=(DiskSpec(tmp / "rootfs.raw", "rootfs", format="raw"),
                        DiskSpec(tmp / "config.raw", "config", format="raw", readonly=True)),
                 channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+                nics=tuple(NicSpec(id=n.id, mac=template_mac(i), netdev="hubport", bus=n.bus)
+                           for i, n in enumerate(spec.nics)),
+                machine_type=spec.machine_type, hotplug_slots=spec.hotplug_slots,
                 extra_cmdline=("vmcontainer.template=1",),
                 memory_file=ram_tmp, memory_shared=True)
             async with asyncio.timeout(BUILD_TIMEOUT_S):
@@ -206,7 +253,8 @@ class TemplatePool:
             os.replace(tmp, final)
             self._ready[key] = Template(key, final / "state", ram, final / "config.raw",
                                         spec.memory_mib, spec.vcpus,
-                                        round(time.monotonic() - t0, 2))
+                                        round(time.monotonic() - t0, 2), spec.machine_type,
+                                        tuple(n.id for n in spec.nics))
             log.info("template %s built in %.2fs", key[:12], time.monotonic() - t0)
         except asyncio.CancelledError:
             raise
