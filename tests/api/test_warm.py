@@ -4,26 +4,19 @@ template pool in ``docker info``, and the cold fallbacks."""
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
 import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
-from backends import BACKEND
+from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
+from backends import WARM
 
 pytestmark = pytest.mark.vm
-# The suite's daemons clone templates on the qemu backend unless the suite runs
-# cold (VMCONTAINER_WARM_START=0; libvirt always boots cold).
-warm_only = pytest.mark.skipif(
-    BACKEND != "qemu" or os.environ.get("VMCONTAINER_WARM_START") == "0",
-    reason="the suite's daemons start containers cold")
+warm_only = pytest.mark.skipif(not WARM, reason="the suite's daemons start containers cold")
 
 # What a clone shows of itself: 16 random bytes, the boot ID, the hostname, the
 # clock, and the MAC addresses of its NICs (loopback's left out).
@@ -36,28 +29,6 @@ TEMPLATE_MAC_PREFIX = "02:76:6d:63:"  # vmcontainer.engine.templates.template_ma
 def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
                           timeout=timeout)
-
-
-def vm_record(d: Daemon, name: str) -> dict[str, Any]:
-    r = docker(d, "inspect", name)
-    assert r.returncode == 0, r.stderr
-    vm: dict[str, Any] = json.loads(r.stdout)[0]["VM"]
-    return vm
-
-
-def run_warm(d: Daemon, *args: str, deadline_s: float = 90) -> tuple[str, str]:
-    """``docker run --name N args`` until it took the warm path (the first start of
-    a machine layout builds its template in the background); (name, stdout)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        name = "w" + uuid.uuid4().hex[:10]
-        r = docker(d, "run", "--name", name, *args)
-        assert r.returncode == 0, r.stderr
-        if vm_record(d, name)["Path"] == "warm":
-            return name, r.stdout
-        docker(d, "rm", "-f", name)
-        assert time.monotonic() < end, "no template was built"
-        time.sleep(0.5)
 
 
 def free_port() -> int:

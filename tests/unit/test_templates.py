@@ -55,7 +55,6 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     volume = DiskSpec(tmp_path / "v.qcow2", "vol0")
     assert not pool.eligible(replace(spec, disks=(*spec.disks, volume)))
     assert not pool.eligible(replace(spec, shares=(ShareSpec(tmp_path, "bind0"),)))
-    assert not pool.eligible(replace(spec, machine_type="q35"))
     assert pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB))
     assert not pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB + 1))
     assert not pool.eligible(replace(spec, extra_cmdline=("x=1",)))
@@ -68,8 +67,9 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
 
 
 def test_nics_are_part_of_the_layout(tmp_path: Path) -> None:
-    """User and tap NICs have template slots; the key tells NIC layouts apart but
-    not what is behind a NIC (host forwards, MAC, tap)."""
+    """User and tap NICs have template slots; the key tells NIC layouts and
+    netdev kinds apart (a template for tap clones has a tap: the guest acked its
+    offloads) but not what is behind a NIC (host forwards, MAC, which tap)."""
     pool = TemplatePool(FakeBackend(), tmp_path / "t", tmp_path / "shm")  # type: ignore[arg-type]
     (tmp_path / "k").write_bytes(b"kernel")
     (tmp_path / "i").write_bytes(b"initramfs")
@@ -79,8 +79,9 @@ def test_nics_are_part_of_the_layout(tmp_path: Path) -> None:
     other = replace(spec, nics=(replace(USER_NIC, mac="02:42:00:00:00:01", forwards=()),))
     tap = replace(spec, nics=(NicSpec(id="net0", mac="02:42:00:00:00:02", netdev="tap",
                                       tap="vmct1"),))
-    assert pool.key(spec) == pool.key(other) == pool.key(tap)
-    assert pool.key(spec) != pool.key(bare)
+    other_tap = replace(tap, nics=(replace(tap.nics[0], mac="02:42:00:00:00:05", tap="x"),))
+    assert pool.key(spec) == pool.key(other) and pool.key(tap) == pool.key(other_tap)
+    assert len({pool.key(spec), pool.key(bare), pool.key(tap)}) == 3
     two = replace(spec, nics=(USER_NIC, replace(USER_NIC, id="net1", mac="02:42:00:00:00:03",
                                                 forwards=())))
     assert pool.eligible(two) and pool.key(two) != pool.key(spec)
@@ -89,6 +90,13 @@ def test_nics_are_part_of_the_layout(tmp_path: Path) -> None:
     assert not pool.eligible(replace(spec, nics=many))
     hub = replace(spec, nics=(NicSpec(id="net0", mac="02:42:00:00:00:04", netdev="hubport"),))
     assert not pool.eligible(hub)
+    # bridge mode: q35, the boot NIC in the first root port, spare ports for hot-plug
+    q35 = replace(tap, machine_type="q35", hotplug_slots=5,
+                  nics=(replace(tap.nics[0], bus="hp0"),))
+    assert pool.eligible(q35)
+    keys = {pool.key(x) for x in (q35, replace(q35, hotplug_slots=6), tap,
+                                  replace(q35, nics=(replace(tap.nics[0], bus="hp1"),)))}
+    assert len(keys) == 4
 
 
 def test_clone_config_names_each_nics_template_mac(tmp_path: Path) -> None:
