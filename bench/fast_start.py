@@ -67,6 +67,8 @@ def bare_boots(n: int, root: Path) -> list[float]:
 
 def start_vmcontainer(base: Path, warm: bool) -> tuple[subprocess.Popen[bytes], Engine]:
     label = "vmc-warm" if warm else "vmc-cold"
+    # the kernel cache of this user's default data root, built once per machine
+    os.environ.setdefault("VMCONTAINER_BOOT_DIR", str(Settings.from_env().boot_dir))
     sock = base / f"{label}.sock"
     env = {**os.environ, "VMCONTAINER_ROOT": str(base / label),
            "VMCONTAINER_WARM_START": "1" if warm else "0"}

@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "api"))
 from apihelpers import Daemon
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 
+from vmcontainer.config import Settings
 from vmcontainer.engine.warm import shm_dir
 
 IMAGE = "vmcbench/busybox:latest"
@@ -168,7 +169,8 @@ def until_warm(e: Engine, *run_args: str, image: str = IMAGE) -> None:
 
 def start_daemon(base: Path, label: str, warm: bool) -> tuple[Daemon, Engine]:
     """A vmcontainer daemon as the tests start one, user-mode networking."""
-    os.environ.setdefault("VMCONTAINER_BOOT_DIR", "/var/lib/vmcontainer/boot")
+    # the kernel cache of this user's default data root, built once per machine
+    os.environ.setdefault("VMCONTAINER_BOOT_DIR", str(Settings.from_env().boot_dir))
     d = Daemon(base / label, base / f"{label}.sock",
                env={"VMCONTAINER_WARM_START": "1" if warm else "0",
                     "VMCONTAINER_NETWORK": "user"})
