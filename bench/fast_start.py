@@ -31,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from fleet import Engine, fleet, parallel_start, reference_engine, stats, until_warm
 from imagebuild import busybox_rootfs_tar, write_docker_archive
 from start_latency import timed_bare_boot
 
@@ -50,94 +50,7 @@ from vmcontainer.vm.spec import ChannelSpec, MachineSpec
 
 IMAGE = "vmcbench/busybox:latest"
 PREFIX = "vmcbench-"
-REFDOCKER = Path("/work/shared/tools/refdocker.sh")
 GUEST_MIB = 128
-
-
-class Engine:
-    """One Docker API endpoint, driven through the ``docker`` CLI."""
-
-    def __init__(self, label: str, host: str) -> None:
-        self.label = label
-        self.env = {**os.environ, "DOCKER_HOST": host}
-
-    def docker(self, *args: str, check: bool = True) -> str:
-        out = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True,
-                             timeout=300)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"{self.label}: docker {' '.join(args)}: {out.stderr.strip()}")
-        return out.stdout
-
-    def timed(self, *args: str) -> float:
-        t = time.perf_counter()
-        self.docker(*args)
-        return time.perf_counter() - t
-
-    def remove_ours(self) -> None:
-        ids = self.docker("ps", "-aq", "--filter", f"name={PREFIX}").split()
-        if ids:
-            self.docker("rm", "-f", *ids, check=False)
-
-    def pss_kib(self, name: str) -> int:
-        """PSS of the container's host processes, KiB."""
-        pid = int(self.docker("inspect", "-f", "{{.State.Pid}}", name).strip())
-        pids = [pid]
-        if self.label == "docker":  # runc: the process and its containerd shim
-            pids.append(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]))
-        return sum(_pss(p) for p in pids)
-
-
-def _pss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no Pss in /proc/{pid}/smaps_rollup")
-
-
-def stats(xs: Sequence[float], unit: str = "s", scale: float = 1.0) -> str:
-    m = statistics.median(xs) * scale
-    return f"median {m:.3f}{unit} (min {min(xs) * scale:.3f}{unit}, n={len(xs)})"
-
-
-def parallel_start(e: Engine, count: int) -> float:
-    """Wall time of ``count`` concurrent ``docker run -d`` until all returned."""
-    t = time.perf_counter()
-    procs = [subprocess.Popen(["docker", "run", "-d", "--name", f"{PREFIX}p{i}", "-m",
-                               f"{GUEST_MIB}m", IMAGE, "sleep", "3600"], env=e.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for i in range(count)]
-    errors = [p.stderr.read().decode() for p in procs if p.wait() != 0 and p.stderr]
-    took = time.perf_counter() - t
-    if errors:
-        raise RuntimeError(f"{e.label}: parallel start failed: {errors[0]}")
-    return took
-
-
-def fleet(e: Engine, count: int, report: Callable[[str], None]) -> dict[str, float]:
-    """Start ``count`` idle containers (two at a time); PSS at 1 and at ``count``,
-    ``docker ps`` latency, ``docker exec`` in every one."""
-    names = [f"{PREFIX}f{i}" for i in range(count)]
-    run = ["run", "-d", "-m", f"{GUEST_MIB}m", IMAGE, "sleep", "3600"]
-    e.docker(*run[:2], "--name", names[0], *run[2:])
-    time.sleep(3)  # idle: the guest settled after boot
-    out = {"pss1": float(e.pss_kib(names[0]))}
-    for i in range(1, count, 2):
-        batch = [subprocess.Popen(["docker", *run[:2], "--name", n, *run[2:]], env=e.env,
-                                  stdout=subprocess.DEVNULL) for n in names[i:i + 2]]
-        if any(p.wait() != 0 for p in batch):
-            raise RuntimeError(f"{e.label}: starting container {i} of the fleet failed")
-    time.sleep(5)
-    pss = [e.pss_kib(n) for n in names]
-    out["pssN"] = statistics.median(pss)
-    out["pssN_total"] = float(sum(pss))
-    ps = [e.timed("ps") for _ in range(10)]
-    out["ps"] = statistics.median(ps)
-    answered = sum(e.docker("exec", n, "echo", "ok", check=False).strip() == "ok" for n in names)
-    out["exec_ok"] = float(answered)
-    report(f"  {e.label}: PSS/container 1: {out['pss1'] / 1024:.1f} MiB, {count}: median "
-           f"{out['pssN'] / 1024:.1f} MiB (sum {out['pssN_total'] / 1024:.0f} MiB); "
-           f"docker ps at {count}: {stats(ps)}; docker exec answered {answered}/{count}")
-    return out
 
 
 def bare_boots(n: int, root: Path) -> list[float]:
@@ -154,13 +67,15 @@ def bare_boots(n: int, root: Path) -> list[float]:
 
 def start_vmcontainer(base: Path, warm: bool) -> tuple[subprocess.Popen[bytes], Engine]:
     label = "vmc-warm" if warm else "vmc-cold"
+    # the kernel cache of this user's default data root, built once per machine
+    os.environ.setdefault("VMCONTAINER_BOOT_DIR", str(Settings.from_env().boot_dir))
     sock = base / f"{label}.sock"
     env = {**os.environ, "VMCONTAINER_ROOT": str(base / label),
            "VMCONTAINER_WARM_START": "1" if warm else "0"}
     log = open(base / f"{label}.log", "wb")  # noqa: SIM115 - lives as long as the daemon
     proc = subprocess.Popen([sys.executable, "-m", "vmcontainer", "daemon", "-H",
                              f"unix://{sock}"], env=env, stdout=log, stderr=log)
-    e = Engine(label, f"unix://{sock}")
+    e = Engine(label, f"unix://{sock}", PREFIX)
     for _ in range(600):
         if subprocess.run(["docker", "info"], env=e.env, capture_output=True).returncode == 0:
             return proc, e
@@ -168,25 +83,6 @@ def start_vmcontainer(base: Path, warm: bool) -> tuple[subprocess.Popen[bytes], 
             break
         time.sleep(0.1)
     raise RuntimeError(f"vmcontainer daemon did not start: {(base / f'{label}.log').read_text()}")
-
-
-def until_warm(e: Engine, *run_args: str) -> None:
-    """Run containers (``run_args`` before the image) until one took the warm path:
-    the first start of a machine size builds its template in the background."""
-    for _ in range(120):
-        e.docker("run", "--name", f"{PREFIX}w", *run_args, IMAGE, "true")
-        path = e.docker("inspect", "-f", "{{.VM.Path}}", f"{PREFIX}w").strip()
-        e.docker("rm", f"{PREFIX}w")
-        if path == "warm":
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"{e.label}: no template was built")
-
-
-def reference_engine() -> Engine:
-    out = subprocess.run(["bash", str(REFDOCKER)], capture_output=True, text=True, check=True)
-    host = out.stdout.split("DOCKER_HOST=", 1)[1].split()[0]
-    return Engine("docker", host)
 
 
 def main() -> None:
@@ -207,7 +103,7 @@ def main() -> None:
         write_docker_archive(archive, [busybox_rootfs_tar()], [IMAGE], {"Cmd": ["sh"]})
         daemons = [start_vmcontainer(base, warm) for warm in (False, True)]
         cold, warm = (e for _, e in daemons)
-        ref = reference_engine()
+        ref = reference_engine(PREFIX)
         engines = (cold, warm, ref)
         try:
             for e in engines:

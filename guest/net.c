@@ -1,14 +1,17 @@
 /* Guest networking the agent sets up before any container process: the loopback
  * interface up (the kernel then gives it 127.0.0.1/8 and ::1), as every Docker
  * container has it, even with --network none; then the config's NICs (found by
- * MAC, renamed to the config's name, MTU, IPv4 address, up) and the default route.
+ * MAC, renamed to the config's name, MTU, IPv4 address, up) and the default route;
+ * a template clone's NICs are found by the template's MAC and given their own.
  * Plain ioctls: no netlink library in PID 1, and IPv4 is all the config carries. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -82,6 +85,18 @@ static int find_by_mac(int fd, const unsigned char mac[6], char *out)
     return rc;
 }
 
+/* Give interface name (down) the MAC mac: virtio-net passes it to the device
+ * (VIRTIO_NET_CTRL_MAC_ADDR_SET), whose receive filter then takes it. */
+static int set_mac(int fd, const char *name, const unsigned char mac[6])
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+    return ioctl(fd, SIOCSIFHWADDR, &ifr);
+}
+
 static int rename_if(int fd, const char *from, const char *to)
 {
     if (strcmp(from, to) == 0)
@@ -145,31 +160,53 @@ int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen)
     if (fd < 0)
         return fail(err, errlen, "network: socket: %s (errno %d)", strerror(errno), errno);
     int rc = -1;
-    /* Two passes, so that a NIC may take a name another one has now (eth0 <-> eth1). */
+    char (*cur)[IFNAMSIZ] = calloc(net->n, IFNAMSIZ);
+    if (cur == NULL) {
+        close(fd);
+        return fail(err, errlen, "network: out of memory");
+    }
+    /* Every NIC found before any changes its MAC or name, so that one NIC's new
+     * MAC cannot be taken for another's template MAC. */
     for (size_t i = 0; i < net->n; i++) {
-        char cur[IFNAMSIZ], tmp[IFNAMSIZ];
-        const unsigned char *m = net->ifaces[i].mac;
-        if (find_by_mac(fd, m, cur) < 0) {
+        const struct vmc_net_iface *f = &net->ifaces[i];
+        const unsigned char *m = f->has_template_mac ? f->template_mac : f->mac;
+        if (find_by_mac(fd, m, cur[i]) < 0) {
             fail(err, errlen, "network: no interface with MAC %02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
                  m[4], m[5]);
             goto out;
         }
+    }
+    /* Two passes, so that a NIC may take a name another one has now (eth0 <-> eth1).
+     * A NIC that has its name already keeps it: each rename waits for an RCU grace
+     * period (dev_change_name), ~11 ms under TCG, measured. */
+#define KEEPS_NAME(i) (net->ifaces[i].name[0] != '\0' && strcmp(cur[i], net->ifaces[i].name) == 0)
+    for (size_t i = 0; i < net->n; i++) {
+        char tmp[IFNAMSIZ];
         snprintf(tmp, sizeof tmp, "vmcnic%u", (unsigned)(i % 64));
-        if (set_flags_up(fd, cur, 0) != 0 || rename_if(fd, cur, tmp) != 0) {
-            fail(err, errlen, "network: rename %s: %s (errno %d)", cur, strerror(errno), errno);
+        if (set_flags_up(fd, cur[i], 0) != 0) {
+            fail(err, errlen, "network: down %s: %s (errno %d)", cur[i], strerror(errno), errno);
+            goto out;
+        }
+        if (net->ifaces[i].has_template_mac && set_mac(fd, cur[i], net->ifaces[i].mac) != 0) {
+            fail(err, errlen, "network: set the MAC of %s: %s (errno %d)", cur[i], strerror(errno), errno);
+            goto out;
+        }
+        if (!KEEPS_NAME(i) && rename_if(fd, cur[i], tmp) != 0) {
+            fail(err, errlen, "network: rename %s: %s (errno %d)", cur[i], strerror(errno), errno);
             goto out;
         }
     }
     for (size_t i = 0; i < net->n; i++) {
         char tmp[IFNAMSIZ];
         snprintf(tmp, sizeof tmp, "vmcnic%u", (unsigned)(i % 64));
+        int keep = KEEPS_NAME(i);
         if (net->ifaces[i].name[0] == '\0') /* the first free ethN */
             for (unsigned k = 0; k < 1000; k++) {
                 snprintf(net->ifaces[i].name, sizeof net->ifaces[i].name, "eth%u", k);
                 if (if_nametoindex(net->ifaces[i].name) == 0)
                     break;
             }
-        if (rename_if(fd, tmp, net->ifaces[i].name) != 0) {
+        if (!keep && rename_if(fd, tmp, net->ifaces[i].name) != 0) {
             fail(err, errlen, "network: rename %s to %s: %s (errno %d)", tmp, net->ifaces[i].name, strerror(errno),
                  errno);
             goto out;
@@ -189,8 +226,10 @@ int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen)
         }
         break;
     }
+#undef KEEPS_NAME
     rc = 0;
 out:
+    free(cur);
     close(fd);
     return rc;
 }

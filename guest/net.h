@@ -10,7 +10,9 @@ int vmc_loopback_up(void);
 
 /* One NIC of "network.interfaces" (guest/PROTOCOL.md). IPv4 only. */
 struct vmc_net_iface {
-    unsigned char mac[6]; /* how the agent finds the device */
+    unsigned char mac[6];          /* how the agent finds the device (and its MAC) */
+    unsigned char template_mac[6]; /* when has_template_mac: how it finds it, then sets mac */
+    int has_template_mac;          /* a template clone's NIC (PROTOCOL.md "Warm start") */
     char name[16];        /* renamed to this (IFNAMSIZ, NUL-terminated) */
     int mtu;              /* 0: leave the driver's */
     unsigned int addr;    /* network byte order; 0: no address */
@@ -28,8 +30,9 @@ struct vmc_net_config {
 int vmc_net_config_parse(json_object *root, struct vmc_net_config *net, char *err, size_t errlen);
 void vmc_net_config_free(struct vmc_net_config *net);
 
-/* Configure every NIC of net: found by MAC, renamed, MTU, address, up; then the
- * default route through the first gateway. 0, or -1 with a message in err. */
+/* Configure every NIC of net: found by MAC (by template_mac, then given mac, where
+ * has_template_mac), renamed, MTU, address, up; then the default route through the
+ * first gateway. 0, or -1 with a message in err. */
 int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen);
 
 /* NET_CONFIG (guest/PROTOCOL.md): configure hot-plugged NICs, waiting up to

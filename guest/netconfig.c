@@ -58,6 +58,13 @@ static int parse_iface(json_object *o, size_t i, struct vmc_net_iface *f, char *
         return vmc_config_fail(err, errlen, "\"network.interfaces[%zu]\" must be an object", i);
     if (parse_mac(member_string(o, "mac"), f->mac) < 0)
         return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
+    json_object *tm;
+    if (json_object_object_get_ex(o, "template_mac", &tm) && tm != NULL) {
+        if (parse_mac(member_string(o, "template_mac"), f->template_mac) < 0)
+            return vmc_config_fail(err, errlen,
+                                   "\"network.interfaces[%zu].template_mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
+        f->has_template_mac = 1;
+    }
     const char *name = member_string(o, "name");
     if (name == NULL || strlen(name) >= sizeof f->name || strchr(name, '/') != NULL ||
         strcmp(name, ".") == 0 || strcmp(name, "..") == 0)

@@ -16,6 +16,9 @@ from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.factory import BackendKind, open_backend
 
 BACKEND = os.environ.get("VMCONTAINER_BACKEND", "qemu")
+# Whether the suite's daemons start containers as template clones (warm start:
+# the qemu backend, unless the suite runs cold with VMCONTAINER_WARM_START=0).
+WARM = BACKEND == "qemu" and os.environ.get("VMCONTAINER_WARM_START") != "0"
 LIBVIRT_URI = os.environ.get("VMCONTAINER_LIBVIRT_URI", "")
 _SYSTEM_URI = "qemu:///system"
 

@@ -1,5 +1,6 @@
 """Talking to a real ``vmcontainer daemon`` in tests: starting one, plain HTTP over
-its unix socket (http.client), and raw socket requests for hijacked streams."""
+its unix socket (http.client), raw socket requests for hijacked streams, and
+``docker run`` until a container took the warm path."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,33 @@ class Daemon:
 def remove_all_containers(d: Daemon) -> None:
     for c in d.request("GET", "/containers/json?all=1").json():
         d.request("DELETE", f"/containers/{c['Id']}?force=1")
+
+
+def vm_record(d: Daemon, name: str) -> dict[str, Any]:
+    """Inspect's ``VM`` member of container ``name`` (Path, Template, ReadyMs, ...)."""
+    r = subprocess.run(["docker", "inspect", name], env=d.docker_env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    vm: dict[str, Any] = json.loads(r.stdout)[0]["VM"]
+    return vm
+
+
+def run_warm(d: Daemon, *args: str, deadline_s: float = 90) -> tuple[str, str]:
+    """``docker run --name N args`` until it took the warm path (the first start of
+    a machine layout builds its template in the background); (name, stdout). Only
+    where the daemon clones (``backends.WARM``)."""
+    end = time.monotonic() + deadline_s
+    while True:
+        name = "w" + uuid.uuid4().hex[:10]
+        r = subprocess.run(["docker", "run", "--name", name, *args], env=d.docker_env,
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        if vm_record(d, name)["Path"] == "warm":
+            return name, r.stdout
+        subprocess.run(["docker", "rm", "-f", name], env=d.docker_env, capture_output=True,
+                       timeout=60)
+        assert time.monotonic() < end, "no template was built"
+        time.sleep(0.5)
 
 
 def deframe(data: bytes) -> list[tuple[int, bytes]]:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
-from backends import BACKEND
+from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
+from backends import BACKEND, WARM
 from imagebuild import debian_rootfs, write_docker_archive
 
 # Bridge mode's taps are made in the network namespace this module creates, where
@@ -281,3 +281,38 @@ def test_cleanup_after_rm_and_prune(bdaemon: Daemon, netns: str) -> None:
     assert in_ns(netns, "ss", "-ltnuH").stdout.strip() == ""  # no proxy, no dnsmasq
     assert docker(d, "network", "ls", "--format", "{{.Name}}").stdout.split() == [
         "bridge", "none"]
+
+
+@pytest.mark.skipif(not WARM, reason="the suite's daemons start containers cold")
+def test_warm_clones_get_their_own_mac_and_hot_plug_slots(bdaemon: Daemon,
+                                                          netns: str) -> None:
+    """q35 templates: each clone's boot NIC (a tap behind the template's device)
+    has its endpoint's MAC and address and reaches the other clone over the
+    bridge; a NIC hot-plugged into a clone's spare root port works too. The
+    template's own tap is gone once it is saved."""
+    d = bdaemon
+    names = [run_warm(d, "-d", "busybox", "sleep", "600")[0] for _ in range(2)]
+    try:
+        assert vm_record(d, names[0])["Template"] == vm_record(d, names[1])["Template"]
+        eps = [json.loads(docker(d, "inspect", n).stdout)[0]["NetworkSettings"]["Networks"]
+               ["bridge"] for n in names]
+        for name, ep in zip(names, eps, strict=True):
+            r = docker(d, "exec", name, "sh", "-c", "cat /sys/class/net/eth0/address; "
+                       "ip -4 -o addr show eth0")
+            assert r.stdout.startswith(ep["MacAddress"] + "\n"), r.stdout + r.stderr
+            assert f"inet {ep['IPAddress']}/16" in r.stdout
+        assert eps[0]["MacAddress"] != eps[1]["MacAddress"]
+        r = docker(d, "exec", names[0], "ping", "-c", "1", "-W", "10", eps[1]["IPAddress"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert docker(d, "network", "create", "warmnet").returncode == 0
+        r = docker(d, "network", "connect", "warmnet", names[1])
+        assert r.returncode == 0, r.stderr
+        ip = json.loads(docker(d, "inspect", names[1]).stdout)[0]["NetworkSettings"][
+            "Networks"]["warmnet"]["IPAddress"]
+        r = docker(d, "exec", names[1], "ip", "-4", "-o", "addr", "show", "eth1")
+        assert f"inet {ip}/16" in r.stdout, r.stdout + r.stderr
+        assert "vmctpl" not in in_ns(netns, "ip", "-o", "link").stdout
+    finally:
+        for name in names:
+            docker(d, "rm", "-f", name)
+        docker(d, "network", "rm", "warmnet")

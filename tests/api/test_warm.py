@@ -4,30 +4,26 @@ template pool in ``docker info``, and the cold fallbacks."""
 
 from __future__ import annotations
 
-import json
-import os
+import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
-from backends import BACKEND
+from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
+from backends import WARM
 
 pytestmark = pytest.mark.vm
-# The suite's daemons clone templates on the qemu backend unless the suite runs
-# cold (VMCONTAINER_WARM_START=0; libvirt always boots cold).
-warm_only = pytest.mark.skipif(
-    BACKEND != "qemu" or os.environ.get("VMCONTAINER_WARM_START") == "0",
-    reason="the suite's daemons start containers cold")
+warm_only = pytest.mark.skipif(not WARM, reason="the suite's daemons start containers cold")
 
 # What a clone shows of itself: 16 random bytes, the boot ID, the hostname, the
-# clock, and the MAC addresses of its NICs (none but loopback's on the warm path).
+# clock, and the MAC addresses of its NICs (loopback's left out).
 PROBE = ("head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
          "cat /proc/sys/kernel/random/boot_id; hostname; date +%s; "
          "for n in /sys/class/net/*; do [ ${n##*/} = lo ] || cat $n/address; done")
+TEMPLATE_MAC_PREFIX = "02:76:6d:63:"  # vmcontainer.engine.templates.template_mac
 
 
 def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -35,32 +31,31 @@ def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedP
                           timeout=timeout)
 
 
-def vm_record(d: Daemon, name: str) -> dict[str, Any]:
-    r = docker(d, "inspect", name)
-    assert r.returncode == 0, r.stderr
-    vm: dict[str, Any] = json.loads(r.stdout)[0]["VM"]
-    return vm
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
-def run_warm(d: Daemon, *args: str, deadline_s: float = 90) -> tuple[str, str]:
-    """``docker run --name N --network none args`` until it took the warm path (the
-    first start of a machine size builds its template in the background); (name,
-    stdout). ``--network none``: templates have no NIC slot yet, so containers with
-    a NIC (the default user network) start cold."""
-    end = time.monotonic() + deadline_s
+def fetch(url: str, timeout: float = 60) -> bytes:
+    """GET ``url``, retrying while the guest's server is not up yet."""
+    deadline = time.monotonic() + timeout
     while True:
-        name = "w" + uuid.uuid4().hex[:10]
-        r = docker(d, "run", "--name", name, "--network", "none", *args)
-        assert r.returncode == 0, r.stderr
-        if vm_record(d, name)["Path"] == "warm":
-            return name, r.stdout
-        docker(d, "rm", name)
-        assert time.monotonic() < end, "no template was built"
-        time.sleep(0.5)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body: bytes = r.read()
+                return body
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 @warm_only
 def test_clones_share_no_seed_boot_id_hostname_or_mac(daemon: Daemon) -> None:
+    """On the default (user-mode) network: each clone's NIC has its own MAC, not
+    the template's nor the other clone's (that it is inspect's: below)."""
     name1, out1 = run_warm(daemon, "busybox", "sh", "-c", PROBE)
     name2, out2 = run_warm(daemon, "busybox", "sh", "-c", PROBE)
     vm1, vm2 = vm_record(daemon, name1), vm_record(daemon, name2)
@@ -72,11 +67,43 @@ def test_clones_share_no_seed_boot_id_hostname_or_mac(daemon: Daemon) -> None:
     assert len(rand1) == 32 and rand1 != rand2
     assert len(boot1) == 36 and boot1 != boot2
     assert host1 != host2
-    assert not set(macs1) & set(macs2)
+    assert len(macs1) == len(macs2) == 1 and macs1 != macs2
+    assert not any(m.startswith(TEMPLATE_MAC_PREFIX) for m in macs1 + macs2)
     for clock in (clock1, clock2):  # set from the host's, not the template's
         assert abs(int(clock) - time.time()) < 30
     for name in (name1, name2):
         docker(daemon, "rm", name)
+
+
+@warm_only
+def test_published_port_reaches_a_warm_clone(daemon: Daemon) -> None:
+    """-p on a clone: its own user netdev forwards the host port to the guest, whose
+    NIC (found by the template's MAC, given its own) answers."""
+    port = free_port()
+    name, _ = run_warm(daemon, "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+                       "mkdir /www && echo hi-$HOSTNAME > /www/index.html && "
+                       "exec httpd -f -p 80 -h /www")
+    try:
+        hostname = docker(daemon, "inspect", "-f", "{{.Config.Hostname}}", name).stdout.strip()
+        assert fetch(f"http://127.0.0.1:{port}/") == f"hi-{hostname}\n".encode()
+        out = docker(daemon, "exec", name, "sh", "-c",
+                     "ip -4 addr show eth0; ip route; cat /sys/class/net/eth0/address")
+        assert "inet 10.0.2.15/24" in out.stdout and "default via 10.0.2.2" in out.stdout
+        mac = docker(daemon, "inspect", "-f", "{{.NetworkSettings.MacAddress}}", name).stdout
+        assert out.stdout.endswith(mac) and len(mac) == 18
+    finally:
+        assert docker(daemon, "rm", "-f", name).returncode == 0
+
+
+@warm_only
+def test_clone_without_a_nic_has_only_loopback(daemon: Daemon) -> None:
+    """--network none has a template of its own, without a NIC slot."""
+    name, out = run_warm(daemon, "--network", "none", "busybox", "ls", "/sys/class/net")
+    assert out == "lo\n"
+    with_nic, _ = run_warm(daemon, "busybox", "true")
+    assert vm_record(daemon, name)["Template"] != vm_record(daemon, with_nic)["Template"]
+    for n in (name, with_nic):
+        docker(daemon, "rm", n)
 
 
 @warm_only
@@ -85,7 +112,8 @@ def test_info_shows_the_template_pool(daemon: Daemon) -> None:
     key = vm_record(daemon, name)["Template"]
     info = docker(daemon, "info").stdout
     assert "Warm start templates: " in info
-    assert f"Template {key[:12]}: " in info
+    line = next(ln for ln in info.splitlines() if f"Template {key[:12]}: " in ln)
+    assert ", microvm, 1 NIC, built in " in line
     docker(daemon, "rm", name)
 
 

@@ -115,6 +115,17 @@ def test_tap_nic_on_q35_is_pci() -> None:
     assert "virtio-net-pci,netdev=net1,mac=02:42:ac:11:00:02,id=devnet1" in argv
 
 
+def test_hubport_nic_is_connected_to_nothing() -> None:
+    """A template's NIC: a port of hub 0, no host side, same device as a clone's."""
+    nic = NicSpec(id="net0", mac="02:76:6d:63:00:00", netdev="hubport")
+    argv = qemu_argv(spec(nics=(nic,)), "qemu", "tcg", None)
+    assert argv[argv.index("-netdev") + 1] == "hubport,id=net0,hubid=0"
+    assert "virtio-net-device,netdev=net0,mac=02:76:6d:63:00:00,id=devnet0" in argv
+    with pytest.raises(InvalidParameter):
+        NicSpec(id="net0", mac="02:76:6d:63:00:00", netdev="hubport",
+                forwards=(HostForward("tcp", "127.0.0.1", 1, 1),))
+
+
 def test_hotplug_slots_are_pcie_root_ports_with_native_hotplug() -> None:
     nic = NicSpec(id="net0", mac="02:42:ac:11:00:02", netdev="tap", tap="vmt1", bus="hp0")
     argv = qemu_argv(spec(machine_type="q35", hotplug_slots=2, nics=(nic,)), "qemu", "tcg",

@@ -10,14 +10,21 @@ from pathlib import Path
 
 from vmcontainer.engine.templates import (
     MAX_MEMORY_MIB,
+    MAX_NICS,
     ROOTFS_CAPACITY,
+    Template,
     TemplatePool,
     qcow2_virtual_size,
+    template_mac,
 )
-from vmcontainer.engine.warm import config_payload
+from vmcontainer.engine.warm import clone_config, config_payload
 from vmcontainer.guestlink.configdisk import CONFIG_VERSION
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
+from vmcontainer.vm.nic import HostForward, NicSpec
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec, ShareSpec
+
+USER_NIC = NicSpec(id="net0", mac="02:42:0a:0b:0c:0d",
+                   forwards=(HostForward("tcp", "127.0.0.1", 8080, 80),))
 
 
 class FakeBackend:
@@ -48,7 +55,6 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     volume = DiskSpec(tmp_path / "v.qcow2", "vol0")
     assert not pool.eligible(replace(spec, disks=(*spec.disks, volume)))
     assert not pool.eligible(replace(spec, shares=(ShareSpec(tmp_path, "bind0"),)))
-    assert not pool.eligible(replace(spec, machine_type="q35"))
     assert pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB))
     assert not pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB + 1))
     assert not pool.eligible(replace(spec, extra_cmdline=("x=1",)))
@@ -58,6 +64,55 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     libvirt = FakeBackend()
     libvirt.name = "libvirt"
     assert not TemplatePool(libvirt, tmp_path, tmp_path).eligible(spec)  # type: ignore[arg-type]
+
+
+def test_nics_are_part_of_the_layout(tmp_path: Path) -> None:
+    """User and tap NICs have template slots; the key tells NIC layouts and
+    netdev kinds apart (a template for tap clones has a tap: the guest acked its
+    offloads) but not what is behind a NIC (host forwards, MAC, which tap)."""
+    pool = TemplatePool(FakeBackend(), tmp_path / "t", tmp_path / "shm")  # type: ignore[arg-type]
+    (tmp_path / "k").write_bytes(b"kernel")
+    (tmp_path / "i").write_bytes(b"initramfs")
+    bare = container_spec(tmp_path, kernel=tmp_path / "k", initramfs=tmp_path / "i")
+    spec = replace(bare, nics=(USER_NIC,))
+    assert pool.eligible(spec)
+    other = replace(spec, nics=(replace(USER_NIC, mac="02:42:00:00:00:01", forwards=()),))
+    tap = replace(spec, nics=(NicSpec(id="net0", mac="02:42:00:00:00:02", netdev="tap",
+                                      tap="vmct1"),))
+    other_tap = replace(tap, nics=(replace(tap.nics[0], mac="02:42:00:00:00:05", tap="x"),))
+    assert pool.key(spec) == pool.key(other) and pool.key(tap) == pool.key(other_tap)
+    assert len({pool.key(spec), pool.key(bare), pool.key(tap)}) == 3
+    two = replace(spec, nics=(USER_NIC, replace(USER_NIC, id="net1", mac="02:42:00:00:00:03",
+                                                forwards=())))
+    assert pool.eligible(two) and pool.key(two) != pool.key(spec)
+    many = tuple(replace(USER_NIC, id=f"net{i}", mac=f"02:42:00:00:00:{i:02x}", forwards=())
+                 for i in range(MAX_NICS + 1))
+    assert not pool.eligible(replace(spec, nics=many))
+    hub = replace(spec, nics=(NicSpec(id="net0", mac="02:42:00:00:00:04", netdev="hubport"),))
+    assert not pool.eligible(hub)
+    # bridge mode: q35, the boot NIC in the first root port, spare ports for hot-plug
+    q35 = replace(tap, machine_type="q35", hotplug_slots=5,
+                  nics=(replace(tap.nics[0], bus="hp0"),))
+    assert pool.eligible(q35)
+    keys = {pool.key(x) for x in (q35, replace(q35, hotplug_slots=6), tap,
+                                  replace(q35, nics=(replace(tap.nics[0], bus="hp1"),)))}
+    assert len(keys) == 4
+
+
+def test_clone_config_names_each_nics_template_mac(tmp_path: Path) -> None:
+    second = NicSpec(id="net1", mac="02:42:00:00:00:01")
+    spec = replace(container_spec(tmp_path), nics=(USER_NIC, second))
+    t = Template("k", tmp_path / "s", tmp_path / "m", tmp_path / "c", 128, 1, 0.1,
+                 nic_ids=("net0", "net1"))
+    config = {"id": "x", "network": {"interfaces": [
+        {"mac": second.mac, "name": "eth1"}, {"mac": USER_NIC.mac, "name": "eth0"}]}}
+    sent = clone_config(config, spec, t)
+    assert sent["network"]["interfaces"] == [
+        {"mac": second.mac, "name": "eth1", "template_mac": template_mac(1)},
+        {"mac": USER_NIC.mac, "name": "eth0", "template_mac": template_mac(0)}]
+    assert "template_mac" not in config["network"]["interfaces"][0]  # not changed
+    assert template_mac(0) != template_mac(1)
+    assert clone_config({"id": "x"}, spec, t) == {"id": "x"}
 
 
 def test_qcow2_virtual_size(tmp_path: Path) -> None:

@@ -175,7 +175,7 @@ async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path
     for stale in ("agent.sock", "qmp.sock", "console.log", "qemu.log"):
         (directory / stale).unlink(missing_ok=True)
     spec = machine_spec(ctx, c, kernel, initramfs, net)
-    template = warm.choose(ctx, spec, config)
+    chosen = warm.choose(ctx, spec, config)
     boot: dict[str, Any] = {
         "Backend": ctx.backend.name, "Accelerator": ctx.backend.accelerator,
         "Kernel": str(kernel), "Initramfs": str(initramfs),
@@ -184,9 +184,10 @@ async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path
     }
     t0 = time.monotonic()
     clone = None
-    if template is not None:
+    if chosen is not None:
+        template, sent = chosen
         try:
-            clone = await _clone(ctx, warm.clone_spec(spec, template), config)
+            clone = await _clone(ctx, warm.clone_spec(spec, template), sent)
             boot.update(Path="warm", Template=template.key,
                         ReadyMs=round((time.monotonic() - t0) * 1000, 1))
         except (System, OSError) as err:  # the template is broken: drop it, boot cold

@@ -1,18 +1,43 @@
 """VM templates: the warm start path (issue "Fast start", DESIGN.md "Hypervisor").
 
-A template is one VM booted (qemu backend, microvm) to where its agent waits for
-its container's config (``vmcontainer.template=1``, guest/PROTOCOL.md "Warm
-start"), then saved: its guest RAM is a file on tmpfs (``memory-backend-file``,
-shared) and its device state a migration stream beside it (``x-ignore-shared``:
-RAM not in the stream). A container whose machine matches a template starts QEMU
-with ``-incoming`` from that state and the same RAM file mapped private — its
-pages copy-on-write, shared with every other clone until written.
+A template is one VM booted (qemu backend; microvm, or q35 in bridge mode) to
+where its agent waits for its container's config (``vmcontainer.template=1``,
+guest/PROTOCOL.md "Warm start"), then saved: its guest RAM is a file on tmpfs
+(``memory-backend-file``, shared) and its device state a migration stream beside
+it (``x-ignore-shared``: RAM not in the stream). A container whose machine
+matches a template starts QEMU with ``-incoming`` from that state and the same
+RAM file mapped private — its pages copy-on-write, shared with every other clone
+until written.
 
 One template per key: the SHA-256 of the kernel and initramfs contents (the
 initramfs holds the agent), memory, vCPUs, accelerator, the QEMU binary and the
-device layout (``LAYOUT``). Templates are built in the background on first need;
-a container that finds none ready starts cold. Files: ``<root>/<key>/`` (state,
-disk placeholders) and ``<shm>/<key>.ram``; this daemon's RAM files go at close.
+device layout (``layout``: machine type, hot-plug root ports, NIC slots).
+Templates are built in the background on first need; a container that finds none
+ready starts cold. Files: ``<root>/<key>/`` (state, disk placeholders) and
+``<shm>/<key>.ram``; this daemon's RAM files go at close.
+
+NICs. A template has a NIC in each slot its containers have one, with the MAC
+``template_mac(i)``, and a clone puts its own netdev — ``user`` with its host
+forwards, or ``tap`` — behind the same device id and slot. The template's netdev
+is connected to nothing, and chosen by what the clone's will be (so it is part of
+the key). Measured with QEMU 7.2:
+
+- not ``user``: slirp writes a savevm section of its own ("slirp"), and a clone
+  whose NIC is a tap then fails to load ("Unknown savevm section or instance
+  'slirp' 0"). For ``user`` clones the template has a ``hubport`` (a hub with
+  nothing else on it; no vmstate; a clone's slirp simply finds no section).
+- virtio features: the guest acks at probe what the template's netdev offers, and
+  a clone's must offer at least that (virtio's load refuses the rest). A hub
+  port, like slirp, has no vnet header: no offloads, the same features. A tap
+  has one and offers checksum and segmentation offloads; a template with a hub
+  port loads into tap clones, but their guests then run without offloads (100 MiB
+  through a published port: 64 MiB/s against 300 cold). So for ``tap`` clones
+  the template's NIC is a tap too, on no bridge and down, removed once the
+  template is saved.
+
+The guest keeps the template's MAC (the driver read it at probe); the clone's
+CONFIG names it per interface (``template_mac``) and the agent gives the NIC the
+container's own (guest/PROTOCOL.md "Warm start").
 """
 
 from __future__ import annotations
@@ -31,16 +56,20 @@ from pathlib import Path
 
 from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
+from vmcontainer.network import links
 from vmcontainer.vm.backend import Backend
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
+from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.qemu import QemuMachine
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
 log = logging.getLogger(__name__)
 
-# The device layout every template has, in slot order; bump the version when the
-# agent's template protocol or the layout changes.
-LAYOUT = "microvm;rootfs,config;agent;v1"
+# Bump when the agent's template protocol or the device layout (qemu_argv's
+# device order: rng, agent port, rootfs, config, root ports, NICs) changes.
+LAYOUT_VERSION = "v2"
+# NICs a template may have (each costs the template's boot a probe).
+MAX_NICS = 8
 AGENT_SOCKET = "agent.sock"
 # The guest keeps the capacity it probed at the template's boot: every rootfs
 # whose virtual size is at most this fits (the disk is sparse).
@@ -65,6 +94,36 @@ class Template:
     memory_mib: int
     vcpus: int
     built_s: float
+    machine_type: str = "microvm"
+    nic_ids: tuple[str, ...] = ()  # NIC i has MAC template_mac(i)
+
+    def describe(self) -> str:
+        """``docker info``'s words for it, e.g. ``128 MiB, 1 vCPU, microvm, 1 NIC``."""
+        nics = len(self.nic_ids)
+        return (f"{self.memory_mib} MiB, {self.vcpus} vCPU, {self.machine_type}, "
+                f"{nics} NIC{'' if nics == 1 else 's'}")
+
+
+def template_mac(index: int) -> str:
+    """The MAC of a template's NIC ``index`` (locally administered, ``02:76:6d:63``
+    is "vmc"): the guest's until its clone's agent sets the container's."""
+    return f"02:76:6d:63:00:{index:02x}"
+
+
+def _template_nic(key: str, index: int, nic: NicSpec) -> NicSpec:
+    """The template's NIC in the slot of container NIC ``nic`` (module docstring)."""
+    if nic.netdev == "tap":
+        return NicSpec(id=nic.id, mac=template_mac(index), netdev="tap",
+                       tap=f"vmctpl{key[:8]}{index}", bus=nic.bus)
+    return NicSpec(id=nic.id, mac=template_mac(index), netdev="hubport", bus=nic.bus)
+
+
+def layout(spec: MachineSpec) -> str:
+    """The device layout of container machine ``spec`` as part of its template key:
+    machine type, hot-plug root ports and each NIC's id and slot."""
+    nics = ",".join(f"{n.id}@{n.bus or 'mmio'}:{n.netdev}" for n in spec.nics)
+    return (f"{spec.machine_type};rootfs,config;agent;ports={spec.hotplug_slots};"
+            f"nics={nics};{LAYOUT_VERSION}")
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,21 +168,25 @@ class TemplatePool:
 
     def key(self, spec: MachineSpec) -> str:
         """The template key of container machine ``spec``."""
-        parts = [LAYOUT, file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
+        parts = [layout(spec), file_digest(Path(spec.kernel)), file_digest(Path(spec.initramfs)),
                  spec.cmdline, str(spec.memory_mib), str(spec.vcpus), self._backend.accelerator,
                  str(getattr(self._backend, "binary_id", ""))]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
     def eligible(self, spec: MachineSpec) -> bool:
         """Whether ``spec`` (a container's machine) has a template's device layout:
-        microvm, at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits
-        and the config slot, and nothing else (no volumes, shares or anything a
-        later field adds)."""
+        at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits, the
+        config slot, up to ``MAX_NICS`` user or tap NICs (on q35 in root ports,
+        with the machine's spare ports for hot-plug: a clone's are as free as its
+        template's), and nothing else (no volumes, shares or anything a later
+        field adds)."""
         if (self._backend.name != "qemu" or len(spec.disks) != 2
-                or spec.memory_mib > MAX_MEMORY_MIB):
+                or spec.memory_mib > MAX_MEMORY_MIB or len(spec.nics) > MAX_NICS):
             return False
         rootfs, config = spec.disks
         if (rootfs.serial, config.serial) != ("rootfs", "config") or rootfs.readonly:
+            return False
+        if any(n.netdev not in ("user", "tap") for n in spec.nics):
             return False
         size = qcow2_virtual_size(rootfs.path)
         if size is None or size > ROOTFS_CAPACITY:
@@ -131,7 +194,9 @@ class TemplatePool:
         bare = MachineSpec(name=spec.name, kernel=spec.kernel, initramfs=spec.initramfs,
                            cmdline=DEFAULT_CMDLINE, memory_mib=spec.memory_mib,
                            vcpus=spec.vcpus, run_dir=spec.run_dir, disks=spec.disks,
-                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner)
+                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner,
+                           nics=spec.nics, machine_type=spec.machine_type,
+                           hotplug_slots=spec.hotplug_slots)
         return spec == bare
 
     def get(self, spec: MachineSpec) -> Template | None:
@@ -159,8 +224,7 @@ class TemplatePool:
         """``docker info`` lines (DriverStatus pairs)."""
         lines = [("Warm start templates", str(len(self._ready)))]
         for t in self._ready.values():
-            lines.append((f"Template {t.key[:12]}",
-                          f"{t.memory_mib} MiB, {t.vcpus} vCPU, built in {t.built_s:.2f}s"))
+            lines.append((f"Template {t.key[:12]}", f"{t.describe()}, built in {t.built_s:.2f}s"))
         for key in self._builds:
             lines.append((f"Template {key[:12]}", "building"))
         for key, err in self._failed.items():
@@ -189,6 +253,8 @@ class TemplatePool:
             for name, size in (("rootfs.raw", ROOTFS_CAPACITY), ("config.raw", CONFIG_CAPACITY)):
                 with open(tmp / name, "wb") as fh:
                     fh.truncate(size)
+            nics = tuple(_template_nic(key, i, n) for i, n in enumerate(spec.nics))
+            taps = [n.tap for n in nics if n.netdev == "tap"]
             tspec = MachineSpec(
                 name=f"vmc-template-{key[:12]}", kernel=spec.kernel, initramfs=spec.initramfs,
                 cmdline=spec.cmdline, memory_mib=spec.memory_mib, vcpus=spec.vcpus,
@@ -196,17 +262,26 @@ class TemplatePool:
                 disks=(DiskSpec(tmp / "rootfs.raw", "rootfs", format="raw"),
                        DiskSpec(tmp / "config.raw", "config", format="raw", readonly=True)),
                 channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+                nics=nics,
+                machine_type=spec.machine_type, hotplug_slots=spec.hotplug_slots,
                 extra_cmdline=("vmcontainer.template=1",),
                 memory_file=ram_tmp, memory_shared=True)
-            async with asyncio.timeout(BUILD_TIMEOUT_S):
-                await self._boot_and_save(tspec, tmp / "state")
+            try:
+                for tap in taps:
+                    links.add_lone_tap(tap)
+                async with asyncio.timeout(BUILD_TIMEOUT_S):
+                    await self._boot_and_save(tspec, tmp / "state")
+            finally:
+                for tap in taps:
+                    links.delete_link(tap)
             os.replace(ram_tmp, ram)
             final = self._root / key
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             self._ready[key] = Template(key, final / "state", ram, final / "config.raw",
                                         spec.memory_mib, spec.vcpus,
-                                        round(time.monotonic() - t0, 2))
+                                        round(time.monotonic() - t0, 2), spec.machine_type,
+                                        tuple(n.id for n in spec.nics))
             log.info("template %s built in %.2fs", key[:12], time.monotonic() - t0)
         except asyncio.CancelledError:
             raise

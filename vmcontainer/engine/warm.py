@@ -2,8 +2,8 @@
 
 Warm where it applies — the qemu backend, the daemon's ``warm_start`` setting
 (``VMCONTAINER_WARM_START=0`` turns it off), a machine with a template's device
-layout (``TemplatePool.eligible``: no volumes, shares or NICs yet) whose template
-is built, and a config that fits one CONFIG frame — cold otherwise.
+layout (``TemplatePool.eligible``: no volumes or shares yet) whose template is
+built, and a config that fits one CONFIG frame — cold otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.engine.templates import Template, TemplatePool
+from vmcontainer.engine.templates import Template, TemplatePool, template_mac
 from vmcontainer.guestlink.configdisk import CONFIG_VERSION
 from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD
 from vmcontainer.vm.spec import DiskSpec, MachineSpec
@@ -56,13 +56,33 @@ def pool(ctx: EngineContext) -> TemplatePool | None:
     return ctx.templates
 
 
-def choose(ctx: EngineContext, spec: MachineSpec, config: dict[str, Any]) -> Template | None:
-    """The template container machine ``spec`` clones, or None: start cold (its
-    template, when it could have one, is then built in the background)."""
+def choose(ctx: EngineContext, spec: MachineSpec,
+           config: dict[str, Any]) -> tuple[Template, dict[str, Any]] | None:
+    """The template container machine ``spec`` clones and the config its CONFIG
+    carries (``clone_config``), or None: start cold (its template, when it could
+    have one, is then built in the background)."""
     p = pool(ctx)
-    if p is None or not p.eligible(spec) or len(config_payload(config)) > MAX_HOST_PAYLOAD:
+    if p is None or not p.eligible(spec):
         return None
-    return p.get(spec)
+    t = p.get(spec)
+    if t is None:
+        return None
+    sent = clone_config(config, spec, t)
+    return (t, sent) if len(config_payload(sent)) <= MAX_HOST_PAYLOAD else None
+
+
+def clone_config(config: dict[str, Any], spec: MachineSpec, t: Template) -> dict[str, Any]:
+    """``config`` with, for each of its ``network.interfaces``, the MAC its NIC has
+    in template ``t`` (``template_mac``): the guest has that one until the agent
+    sets the container's (guest/PROTOCOL.md "Warm start"). Interfaces are matched
+    to NICs by MAC, NICs to the template's by device id."""
+    by_mac = {n.mac: t.nic_ids.index(n.id) for n in spec.nics if n.id in t.nic_ids}
+    network = config.get("network")
+    if not isinstance(network, dict):
+        return config
+    ifaces = [{**i, "template_mac": template_mac(by_mac[i["mac"]])} if i.get("mac") in by_mac
+              else i for i in network.get("interfaces") or []]
+    return {**config, "network": {**network, "interfaces": ifaces}}
 
 
 def drop(ctx: EngineContext, t: Template) -> None:

@@ -75,6 +75,21 @@ def _add_tap(name: str, bridge: str) -> None:
         raise System(f"cannot create tap {name} on {bridge}: {err}") from err
 
 
+def add_lone_tap(name: str) -> None:
+    _off_loop(lambda: _add_lone_tap(name))
+
+
+def _add_lone_tap(name: str) -> None:
+    """A persistent tap ``name`` on no bridge and down: what a VM writes to it goes
+    nowhere (a VM template's NIC: vmcontainer.engine.templates). Raises System."""
+    try:
+        with IPRoute() as ipr:
+            if _index(ipr, name) is None:
+                ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+    except NetlinkError as err:
+        raise System(f"cannot create tap {name}: {err}") from err
+
+
 def delete_link(name: str) -> None:
     _off_loop(lambda: _delete_link(name))
 

@@ -1,9 +1,12 @@
 """NicSpec: one virtio-net NIC of a machine and the netdev behind it.
 
-Two netdevs: ``user`` (QEMU user networking, slirp: outbound through the host's
-sockets, published ports as ``hostfwd``; needs no privilege) and ``tap`` (a tap
-device the network plumbing created and attached to a bridge beforehand). Each
-NIC validates itself and renders its own QEMU argv (STYLE.md, vm/ backends).
+Three netdevs: ``user`` (QEMU user networking, slirp: outbound through the host's
+sockets, published ports as ``hostfwd``; needs no privilege), ``tap`` (a tap
+device the network plumbing created and attached to a bridge beforehand) and
+``hubport`` (a port of QEMU's hub 0 with nothing else on it: the device's frames
+go nowhere — the NIC of a VM template, whose clones put their own netdev behind
+the same device; see ``vmcontainer.engine.templates``). Each NIC validates itself
+and renders its own QEMU argv (STYLE.md, vm/ backends).
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ class HostForward:
 @dataclass(frozen=True)
 class NicSpec:
     """One NIC. ``id``: the netdev/device id (``net0``); ``mac``: lower-case
-    ``xx:xx:xx:xx:xx:xx``, how the agent finds the NIC; ``netdev``: ``user`` or
-    ``tap``. For ``user``: ``user_net`` (IPv4 CIDR), ``user_host`` (the gateway
+    ``xx:xx:xx:xx:xx:xx``, how the agent finds the NIC; ``netdev``: ``user``,
+    ``tap`` or ``hubport``. For ``user``: ``user_net`` (IPv4 CIDR), ``user_host`` (the gateway
     address slirp answers on), ``user_dns`` (its DNS forwarder), ``guest_ip`` and
     ``forwards``. For ``tap``: ``tap`` names an existing tap device. ``bus``: the
     hot-plug slot (``hp0``…) the NIC sits in on q35, so that it can be unplugged;
@@ -87,14 +90,20 @@ class NicSpec:
                     raise ValueError("address outside the network")
             except ValueError as err:
                 raise InvalidParameter(f"invalid user network: {err}") from err
+        elif self.netdev == "hubport":
+            if self.forwards:
+                raise InvalidParameter("host forwards need a user netdev")
         else:
-            raise InvalidParameter(f"unsupported netdev {self.netdev!r} (user or tap)")
+            raise InvalidParameter(f"unsupported netdev {self.netdev!r} (user, tap or "
+                                   "hubport)")
 
     def qemu_args(self, device_model: str) -> list[str]:
         """``-netdev`` and ``-device`` arguments; ``device_model`` is
         ``virtio-net-device`` (microvm) or ``virtio-net-pci`` (q35)."""
         if self.netdev == "tap":
             netdev = f"tap,id={self.id},ifname={self.tap},script=no,downscript=no,vhost=off"
+        elif self.netdev == "hubport":
+            netdev = f"hubport,id={self.id},hubid=0"
         else:
             netdev = ",".join([
                 f"user,id={self.id},net={self.user_net},host={self.user_host},"
