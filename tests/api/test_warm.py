@@ -132,12 +132,12 @@ def test_clone_reads_its_own_rootfs_and_keeps_writes(daemon: Daemon) -> None:
 
 @warm_only
 def test_container_with_a_volume_starts_cold(daemon: Daemon) -> None:
-    run_warm(daemon, "busybox", "true")  # a template for this size exists
+    warm, _ = run_warm(daemon, "busybox", "true")  # a template for this size exists
     name = "c" + uuid.uuid4().hex[:10]
     r = docker(daemon, "run", "--name", name, "-v", "/data", "busybox", "ls", "-d", "/data")
     assert (r.returncode, r.stdout) == (0, "/data\n"), r.stderr
     assert vm_record(daemon, name)["Path"] == "cold"
-    docker(daemon, "rm", "-v", name)
+    docker(daemon, "rm", "-v", name, warm)
 
 
 def test_warm_start_off(tmp_path: Path, daemon: Daemon) -> None:
