@@ -10,12 +10,17 @@ import signal
 import subprocess
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apihelpers import Daemon, remove_all_containers
 from backends import ensure_libvirtd
+
+from vmcontainer.vm.libvirtxml import HostPaths, domain_for
+from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec, ShareSpec
 
 pytestmark = pytest.mark.vm
 URI = "qemu:///system"
@@ -147,3 +152,32 @@ def test_foreign_domain_with_our_name_is_refused(lvd: Daemon, name: str,
         assert domain in running_domains()
     finally:
         virsh("destroy", domain, check=False)
+
+
+def test_q35_domain_keeps_its_hot_plug_ports_free(tmp_path: Path) -> None:
+    """libvirt puts each virtio-pci device of a q35 domain behind a root port, the
+    first free ones: after its own placement (a defined domain, never started), the
+    ports left empty are the spec's hot-plug slots less its boot NICs."""
+    ensure_libvirtd()
+    spec = MachineSpec(
+        name=f"vmc-ports{uuid.uuid4().hex[:6]}", kernel=tmp_path / "vmlinux",
+        initramfs=tmp_path / "initramfs.img", cmdline="console=ttyS0", memory_mib=128,
+        vcpus=1, run_dir=tmp_path, machine_type="q35", hotplug_slots=3,
+        disks=(DiskSpec(tmp_path / "rootfs.qcow2", "rootfs"),
+               DiskSpec(tmp_path / "config.iso", "config", format="raw", readonly=True)),
+        channels=(ChannelSpec("org.vmcontainer.agent.0", "agent.sock"),),
+        shares=(ShareSpec(tmp_path, "bind0", readonly=True),),
+        nics=(NicSpec("net0", "02:42:ac:11:00:02", netdev="tap", tap="vmct1", bus="hp0"),),
+        owner="f" * 64)
+    xml = domain_for(spec, HostPaths.local(spec), spec.owner, "qemu", True).xml()
+    (tmp_path / "domain.xml").write_text(xml)
+    virsh("define", str(tmp_path / "domain.xml"))
+    try:
+        placed = ET.fromstring(virsh("dumpxml", "--inactive", spec.name))
+    finally:
+        virsh("undefine", spec.name)
+    ports = {c.get("index") for c in placed.iterfind("devices/controller")
+             if c.get("model") == "pcie-root-port"}
+    used = {int(a.get("bus", "0"), 16) for a in placed.iterfind("devices/*/address")
+            if a.get("type") == "pci"}
+    assert len({int(p or 0) for p in ports} - used) == 3 - 1

@@ -1,7 +1,9 @@
 """Bridge networking (VMCONTAINER_NETWORK=bridge, as root) through the real
 ``docker`` CLI, with the daemon inside a network namespace this module creates and
 deletes: every bridge, tap, nftables table, dnsmasq and proxy lives there, and no
-traffic leaves it. Containers are real VMs on a Debian image with redis and nginx."""
+traffic leaves it. Containers are real VMs on a Debian image with redis and nginx.
+On the libvirt backend a private libvirtd runs in that namespace too (privlibvirtd):
+its QEMU opens the taps there, and NICs are hot-plugged through libvirt."""
 
 from __future__ import annotations
 
@@ -18,13 +20,9 @@ import pytest
 from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
 from backends import BACKEND, WARM
 from imagebuild import debian_rootfs, write_docker_archive
+from privlibvirtd import PrivateLibvirtd
 
-# Bridge mode's taps are made in the network namespace this module creates, where
-# its daemon runs; a system libvirtd (and the QEMU it spawns) lives in the host's,
-# where those taps do not exist. So these run on the qemu backend only.
-pytestmark = [pytest.mark.vm, pytest.mark.skipif(
-    BACKEND != "qemu", reason="bridge-mode taps live in the test's netns; libvirtd in the "
-                              "host's")]
+pytestmark = pytest.mark.vm
 
 PACKAGES = ("python3", "redis-server", "redis-tools", "nginx-light")
 DEBIAN = "netdebian:1"
@@ -58,11 +56,32 @@ def netns() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def ns_libvirtd(tmp_path_factory: pytest.TempPathFactory,
+                netns: str) -> Iterator[PrivateLibvirtd | None]:
+    """On the libvirt backend, a libvirtd of the module's own in ``netns``: QEMU
+    must open the taps the daemon makes there. None on the qemu backend."""
+    if BACKEND != "libvirt":
+        yield None
+        return
+    libvirtd = PrivateLibvirtd(netns, tmp_path_factory.mktemp("libvirtd"))
+    libvirtd.start()
+    try:
+        yield libvirtd
+    finally:
+        left = libvirtd.domains()
+        libvirtd.stop()
+        assert not left, f"domains left running: {left}"
+
+
+@pytest.fixture(scope="module")
 def bdaemon(tmp_path_factory: pytest.TempPathFactory, netns: str,
-            busybox_archive: Path) -> Iterator[Daemon]:
+            ns_libvirtd: PrivateLibvirtd | None, busybox_archive: Path) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("bridge")
-    d = Daemon(base / "root", base / "d.sock", prefix=("ip", "netns", "exec", netns),
-               env={"VMCONTAINER_NETWORK": "bridge"})
+    prefix: tuple[str, ...] = ("ip", "netns", "exec", netns)
+    env = {"VMCONTAINER_NETWORK": "bridge"}
+    if ns_libvirtd is not None:
+        prefix, env["VMCONTAINER_LIBVIRT_URI"] = ns_libvirtd.prefix, ns_libvirtd.uri
+    d = Daemon(base / "root", base / "d.sock", prefix=prefix, env=env)
     d.start()
     archive = base / "debian.tar"
     write_docker_archive(archive, [debian_rootfs(PACKAGES).read_bytes()], [DEBIAN],

@@ -309,6 +309,10 @@ class HostPaths:
                    PurePosixPath(spec.run_dir / "console.log"))
 
 
+PORTED = (Disk, Filesystem, VirtioSerial, Rng)
+"""The devices other than NICs that libvirt places on a root port each on q35."""
+
+
 def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str,
                run_as_root: bool, cmdline: str | None = None,
                machine_options: str = "") -> Domain:
@@ -333,12 +337,17 @@ def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str
             args = replace(nic, bus="").qemu_args("virtio-net-pci")
             args[-1] += f",bus=pcie.0,addr={USER_NIC_SLOT + len(devices_user(devices)):#x}"
             devices.append(UserNic(tuple(args)))
-    if spec.hotplug_slots:
-        devices.append(RootPorts(spec.hotplug_slots))
     if spec.channels:
         devices.append(VirtioSerial(len(spec.channels) + 1, mmio))  # port 0: virtconsole's
     devices += [Channel(ch.name) for ch in spec.channels]
     devices += [Console(paths.console), Rng(mmio), NoDefaults()]
+    if spec.hotplug_slots:
+        # libvirt puts every virtio-pci device of a q35 domain behind a root port
+        # of its own, taking the first free ones: a port for each of those besides
+        # the ``hotplug_slots`` meant for NICs, or the spare ones are gone at boot
+        # (hot-plug then fails with "No more available PCI slots").
+        taken = sum(isinstance(d, PORTED) for d in devices)
+        devices.append(RootPorts(spec.hotplug_slots + taken))
     if cmdline is None:
         cmdline = " ".join(c for c in (spec.cmdline, *spec.extra_cmdline) if c)
     return Domain(
