@@ -171,7 +171,7 @@ class NetworksMixin:
 
     async def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
         """Disconnect ``container`` from network ``ref``: a running one at once
-        (NIC hot-unplug: Linux's PCIe hot-plug driver takes ~5 s to let go).
+        (NIC hot-unplug; the guest powers the NIC's slot off, ~1 s).
         Raises NotFound, Conflict (not connected, paused)."""
         nets = self._bridges()
         net = nets.store.find(ref)
