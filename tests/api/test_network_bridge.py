@@ -1,4 +1,4 @@
-"""Bridge networking (VMCONTAINER_NETWORK=bridge, as root) through the real
+"""Bridge networking (``--network-mode bridge``, as root) through the real
 ``docker`` CLI, with the daemon inside a network namespace this module creates and
 deletes: every bridge, tap, nftables table, dnsmasq and proxy lives there, and no
 traffic leaves it. Containers are real VMs on a Debian image with redis and nginx."""
@@ -61,8 +61,9 @@ def netns() -> Iterator[str]:
 def bdaemon(tmp_path_factory: pytest.TempPathFactory, netns: str,
             busybox_archive: Path) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("bridge")
+    # the flag beats the tests' VMCONTAINER_NETWORK=user (tests/conftest.py)
     d = Daemon(base / "root", base / "d.sock", prefix=("ip", "netns", "exec", netns),
-               env={"VMCONTAINER_NETWORK": "bridge"})
+               extra=("--network-mode", "bridge"))
     d.start()
     archive = base / "debian.tar"
     write_docker_archive(archive, [debian_rootfs(PACKAGES).read_bytes()], [DEBIAN],
@@ -173,6 +174,36 @@ def test_connect_and_disconnect_a_running_container(bdaemon: Daemon) -> None:
         for name in ("srv", "live"):
             docker(d, "rm", "-f", name)
         docker(d, "network", "rm", "hotnet")
+
+
+def test_rename_moves_the_dns_name(bdaemon: Daemon) -> None:
+    """``docker rename`` of a running container on a user-defined network: the
+    other containers resolve the new name at once, and no longer the old one."""
+    d = bdaemon
+    assert docker(d, "network", "create", "rnnet").returncode == 0
+    try:
+        for name in ("before", "peer"):
+            r = docker(d, "run", "-d", "--name", name, "--network", "rnnet", DEBIAN,
+                       "sleep", "600")
+            assert r.returncode == 0, r.stderr
+        ip = json.loads(docker(d, "inspect", "before").stdout)[0]["NetworkSettings"][
+            "Networks"]["rnnet"]["IPAddress"]
+        until(lambda: docker(d, "exec", "peer", "getent", "hosts", "before").returncode == 0)
+        r = docker(d, "rename", "before", "after")
+        assert r.returncode == 0, r.stderr
+        r = docker(d, "exec", "peer", "getent", "hosts", "after")
+        assert r.stdout.split()[:2] == [ip, "after"], r.stdout + r.stderr
+        r = docker(d, "exec", "peer", "getent", "hosts", "before")
+        assert r.returncode == 2, r.stdout
+        ep = json.loads(docker(d, "inspect", "after").stdout)[0]["NetworkSettings"][
+            "Networks"]["rnnet"]
+        assert ep["DNSNames"][0] == "after" and "before" not in ep["DNSNames"]
+        members = json.loads(docker(d, "network", "inspect", "rnnet").stdout)[0]["Containers"]
+        assert sorted(m["Name"] for m in members.values()) == ["after", "peer"]
+    finally:
+        for name in ("before", "after", "peer"):
+            docker(d, "rm", "-f", name)
+        docker(d, "network", "rm", "rnnet")
 
 
 def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str) -> None:

@@ -125,6 +125,25 @@ def endpoint_settings(net: NetworkRecord, ep: EndpointRecord) -> dict[str, Any]:
     }
 
 
+def rename_endpoints(ctx: EngineContext, cid: str) -> None:
+    """After ``docker rename``: the container's endpoints (bridge mode, while it
+    runs) resolve by its new name, no longer by the old one, and its
+    NetworkSettings show the new DNSNames."""
+    if ctx.networks is None:
+        return
+    c = ctx.store.load(cid)
+    renamed = ctx.networks.rename(cid, c.name)
+    if not renamed or not c.network_settings:
+        return
+    settings = dict(c.network_settings)
+    networks = dict(settings.get("Networks") or {})
+    for net, ep in renamed:
+        if net.name in networks:
+            networks[net.name] = {**networks[net.name],
+                                  "DNSNames": endpoint_settings(net, ep)["DNSNames"]}
+    ctx.update(cid, network_settings={**settings, "Networks": networks})
+
+
 async def release_network(ctx: EngineContext, cid: str) -> None:
     """Close the container's proxies, remove its taps, give back its addresses
     (bridge mode; nothing in user mode, where the hypervisor held everything)."""

@@ -11,7 +11,7 @@ from typing import Any
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.nethotplug import connect_running, disconnect_running
-from vmcontainer.engine.netstart import network_names
+from vmcontainer.engine.netstart import network_names, rename_endpoints
 from vmcontainer.engine.start import Running
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -21,8 +21,9 @@ from vmcontainer.network.store import NetworkNotFound
 
 NONE_NETWORK = "none"
 LIST_FILTERS = {"name", "id", "driver", "label", "type", "dangling", "scope"}
-USER_MODE = ("user-defined networks need bridge networking: run the daemon as root "
-             "with VMCONTAINER_NETWORK=bridge")
+USER_MODE = ("user-defined networks need bridge networking, and this daemon runs in "
+             "user mode (QEMU user networking): start it as root with --network-mode "
+             "bridge (the default as root)")
 
 
 def _fixed(name: str, driver: str) -> dict[str, Any]:
@@ -189,6 +190,10 @@ class NetworksMixin:
                             endpoints_config=rest)
         else:
             self._set_endpoints(c, rest)
+
+    def network_renamed(self, cid: str) -> None:
+        """``docker rename`` of ``cid`` done: its DNS names follow (bridge mode)."""
+        rename_endpoints(self.ctx, cid)
 
     def _set_endpoints(self, c: Container, endpoints: dict[str, Any]) -> None:
         self.ctx.update(c.id, endpoints_config=endpoints)

@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import logging
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStor
 log = logging.getLogger(__name__)
 
 DEFAULT_NETWORK = "bridge"
+BRIDGE_PREFIX = "vmcbr-"  # NetworkRecord.bridge
 
 
 def _now() -> str:
@@ -50,23 +52,45 @@ class BridgeNetworks:
     # -- networks ----------------------------------------------------------------
 
     def restore(self) -> None:
-        """The default network exists; every network's bridge, rules and DNS are up."""
+        """The default network exists; every network's bridge, rules and DNS are up.
+        The default network is made on first use, on 172.17.0.0/16 as Docker's
+        docker0 unless a route of the host's overlaps it (e.g. docker0 itself),
+        then on the first free default pool; if making it fails, nothing of it
+        is left. Raises System, Unavailable."""
         if not any(n.builtin for n in self.store.all()):
-            pool = ipam.make_pool(ipam.DEFAULT_BRIDGE_SUBNET)
-            self.store.save(NetworkRecord(
+            taken = self._routed()
+            subnet = ipaddress.IPv4Network(ipam.DEFAULT_BRIDGE_SUBNET)
+            if any(subnet.overlaps(t) for t in taken):
+                subnet = ipam.choose_subnet(taken)
+            pool = ipam.make_pool(str(subnet))
+            net = NetworkRecord(
                 id=hashlib.sha256(b"vmcontainer-network:bridge").hexdigest(),
                 name=DEFAULT_NETWORK, created=_now(), subnet=str(pool.subnet),
                 gateway=str(pool.gateway), builtin=True,
-                options={"com.docker.network.bridge.default_bridge": "true"}))
+                options={"com.docker.network.bridge.default_bridge": "true"})
+            self.store.save(net)
+            try:
+                self._plumb(net)
+            except BaseException:
+                self._unplumb(net)
+                self.store.delete(net.id)
+                raise
         for net in self.store.all():
             self._plumb(net)
+
+    @staticmethod
+    def _routed() -> list[ipaddress.IPv4Network]:
+        """Subnets the host routes elsewhere than through vmcontainer's bridges."""
+        return [ipaddress.IPv4Network(r, strict=False)
+                for r in links.routed_subnets(BRIDGE_PREFIX)]
 
     def _dns(self, net: NetworkRecord) -> Dnsmasq:
         return Dnsmasq(self.store.dir / net.id, net.gateway)
 
     def _plumb(self, net: NetworkRecord) -> None:
-        links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
+        # nftables first: one atomic transaction, naming the bridge before it exists
         nat.apply(net.id, net.bridge, net.subnet, net.internal)
+        links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
         if not net.builtin:
             self._dns(net).ensure(self._hosts(net))
 
@@ -81,10 +105,11 @@ class BridgeNetworks:
             pool = ipam.make_pool(subnet, gateway, ip_range)
             ipam.check_overlap(pool.subnet, taken)
         else:
+            chosen = str(ipam.choose_subnet([*taken, *self._routed()]))
             if gateway or ip_range:
-                pool = ipam.make_pool(str(ipam.choose_subnet(taken)), gateway, ip_range)
+                pool = ipam.make_pool(chosen, gateway, ip_range)
             else:
-                pool = ipam.make_pool(str(ipam.choose_subnet(taken)))
+                pool = ipam.make_pool(chosen)
         net = NetworkRecord(id=secrets.token_hex(32), name=name, created=_now(),
                             subnet=str(pool.subnet), gateway=str(pool.gateway),
                             ip_range=str(pool.ip_range) if ip_range else "",
@@ -171,6 +196,19 @@ class BridgeNetworks:
         net = net.without_endpoint(container_id)
         self.store.save(net)
         self._names_changed(net)
+
+    def rename(self, container_id: str, name: str) -> list[tuple[NetworkRecord,
+                                                                EndpointRecord]]:
+        """The container's endpoints answer to ``name`` from now on (``docker
+        rename``): DNS of every network it is on follows at once. Returns them."""
+        out = []
+        for net in self.networks_of(container_id):
+            ep = replace(net.endpoints[container_id], container_name=name)
+            net = net.with_endpoint(ep)
+            self.store.save(net)
+            self._names_changed(net)
+            out.append((net, ep))
+        return out
 
     def networks_of(self, container_id: str) -> list[NetworkRecord]:
         return [n for n in self.store.all() if container_id in n.endpoints]

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vmcontainer.errors import System
+from vmcontainer.network.hosttools import tool
 
 RESOLV_CONF = Path("/etc/resolv.conf")
 
@@ -65,20 +66,18 @@ class Dnsmasq:
                 os.kill(pid, signal.SIGHUP)
 
     def ensure(self, hosts: str) -> None:
-        """Write the hosts file and start dnsmasq unless it runs. Raises System."""
+        """Write the hosts file and start dnsmasq unless it runs. Raises System,
+        Unavailable (no dnsmasq)."""
         self.write_hosts(hosts)
         if self.pid():
             return
-        argv = ["dnsmasq", "--conf-file=/dev/null", "--no-hosts", "--no-resolv",
+        argv = [tool("dnsmasq"), "--conf-file=/dev/null", "--no-hosts", "--no-resolv",
                 "--domain-needed", "--no-negcache", "--bind-interfaces",
                 f"--listen-address={self.listen}", "--except-interface=lo",
                 f"--addn-hosts={self.hosts}", f"--pid-file={self.pidfile}", "--user=root",
                 *(f"--server={s}" for s in host_resolvers())]
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                               start_new_session=True)
-        except FileNotFoundError as err:
-            raise System("dnsmasq not found: install Debian's dnsmasq-base") from err
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                           start_new_session=True)
         if r.returncode != 0:
             raise System(f"dnsmasq failed: {r.stderr.strip()}")
 

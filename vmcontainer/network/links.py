@@ -94,3 +94,21 @@ def link_names(prefix: str) -> list[str]:
         with IPRoute() as ipr:
             return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
     return [n for n in _off_loop(names) if n.startswith(prefix)]
+
+
+def routed_subnets(skip_prefix: str) -> list[str]:
+    """The IPv4 destinations (CIDR) of the main routing table's routes other than
+    the default one, leaving out those through links named ``skip_prefix``…
+    (a network's own bridge): what an automatically chosen subnet must not
+    overlap, as Docker checks for docker0 and new networks."""
+    def routes() -> list[str]:
+        with IPRoute() as ipr:
+            names = {link["index"]: str(link.get_attr("IFLA_IFNAME"))
+                     for link in ipr.get_links()}
+            out = []
+            for r in ipr.get_routes(family=2, table=254):
+                dst, oif = r.get_attr("RTA_DST"), r.get_attr("RTA_OIF")
+                if dst and r["dst_len"] and not names.get(oif, "").startswith(skip_prefix):
+                    out.append(f"{dst}/{r['dst_len']}")
+            return out
+    return _off_loop(routes)

@@ -11,6 +11,7 @@ import re
 import subprocess
 
 from vmcontainer.errors import System
+from vmcontainer.network.hosttools import tool
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 BRIDGE_GLOB = "vmcbr-*"
@@ -21,11 +22,9 @@ def table_name(network_id: str) -> str:
 
 
 def _nft(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    try:
-        r = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True,
-                           timeout=30)
-    except FileNotFoundError as err:
-        raise System("nft not found: install Debian's nftables") from err
+    """Raises Unavailable (no nft), System (``check`` and nft failed)."""
+    r = subprocess.run([tool("nft"), "-f", "-"], input=script, capture_output=True,
+                       text=True, timeout=30)
     if check and r.returncode != 0:
         raise System(f"nft failed: {r.stderr.strip()}")
     return r
@@ -65,6 +64,7 @@ def remove(network_id: str) -> None:
 
 def tables() -> list[str]:
     """Names of the vmcontainer tables present (for cleanup checks)."""
-    r = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([tool("nft"), "list", "tables"], capture_output=True, text=True,
+                       timeout=30)
     return [ln.split()[-1] for ln in r.stdout.splitlines() if ln.split()[-1:] and
             ln.split()[-1].startswith("vmc-")]
