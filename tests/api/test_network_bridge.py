@@ -206,6 +206,65 @@ def test_rename_moves_the_dns_name(bdaemon: Daemon) -> None:
         docker(d, "network", "rm", "rnnet")
 
 
+def test_a_container_on_two_networks_resolves_names_on_both(bdaemon: Daemon,
+                                                            netns: str) -> None:
+    """As Docker's embedded DNS: ``multi`` (on neta and netb) resolves ``a1`` (neta)
+    and ``b1`` (netb); ``a1`` and ``b1`` still see only their own network's names;
+    unknown names fail at once (NXDOMAIN, no resolver timeout); after a hot
+    disconnect from netb, ``multi`` no longer resolves ``b1``; nothing is left."""
+    d = bdaemon
+    for net in ("neta", "netb"):
+        assert docker(d, "network", "create", net).returncode == 0
+    br = json.loads(docker(d, "network", "inspect", "netb").stdout)[0]["Options"][
+        "com.docker.network.bridge.name"]
+    mac = in_ns(netns, "cat", f"/sys/class/net/{br}/address").stdout
+    try:
+        for name, net in (("a1", "neta"), ("b1", "netb"), ("multi", "neta")):
+            r = docker(d, "run", "-d", "--name", name, "--network", net, DEBIAN,
+                       "sleep", "600")
+            assert r.returncode == 0, r.stderr
+        # a running container joins netb (hot-plug): its resolver starts then
+        assert docker(d, "network", "connect", "netb", "multi").returncode == 0
+
+        def resolves(who: str, name: str) -> bool:
+            return docker(d, "exec", who, "getent", "hosts", name).returncode == 0
+
+        until(lambda: resolves("multi", "a1") and resolves("multi", "b1"), 60)
+        for who, name in (("a1", "multi"), ("b1", "multi")):
+            assert resolves(who, name)
+        for who, name in (("a1", "b1"), ("b1", "a1")):
+            assert not resolves(who, name)
+        t0 = time.monotonic()
+        r = docker(d, "exec", "multi", "getent", "hosts", "nosuchname")
+        assert r.returncode == 2 and time.monotonic() - t0 < 4, r.stdout
+        # a name that appears later on either network is answered at once
+        assert docker(d, "run", "-d", "--name", "b2", "--network", "netb", DEBIAN,
+                      "sleep", "600").returncode == 0
+        assert resolves("multi", "b2")
+        # one that boots on both networks has its resolver from the start
+        assert docker(d, "create", "--name", "cold", "--network", "netb", DEBIAN, "sleep",
+                      "600").returncode == 0
+        assert docker(d, "network", "connect", "neta", "cold").returncode == 0
+        assert docker(d, "start", "cold").returncode == 0
+        assert resolves("cold", "a1") and resolves("cold", "b2") and resolves("b1", "cold")
+        # the bridge keeps its MAC as taps join (a Linux bridge would take its
+        # lowest port's, and guests' ARP caches would point at a tap)
+        assert in_ns(netns, "cat", f"/sys/class/net/{br}/address").stdout == mac
+        tables = in_ns(netns, "nft", "list", "tables").stdout
+        assert sum("vmcr-" in t for t in tables.splitlines()) == 2, tables
+        assert docker(d, "rm", "-f", "cold").returncode == 0
+        assert docker(d, "network", "disconnect", "netb", "multi").returncode == 0
+        assert resolves("multi", "a1") and not resolves("multi", "b1")
+        assert "vmcr-" not in in_ns(netns, "nft", "list", "tables").stdout
+    finally:
+        for name in ("a1", "b1", "b2", "multi", "cold"):
+            docker(d, "rm", "-f", name)
+        for net in ("neta", "netb"):
+            docker(d, "network", "rm", net)
+    assert "vmcr-" not in in_ns(netns, "nft", "list", "tables").stdout
+    assert "dnsmasq" not in in_ns(netns, "ss", "-lunpH").stdout
+
+
 def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str) -> None:
     d = bdaemon
     r = docker(d, "run", "-d", "--name", "web", "-p", "8080:80", DEBIAN, "sh", "-c",

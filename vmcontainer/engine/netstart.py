@@ -87,17 +87,19 @@ async def _plan_bridge(ctx: EngineContext, networks: BridgeNetworks, c: Containe
                        exposed: dict[str, Any], who: str) -> NetworkPlan:
     nics, ifaces, entries = [], [], {}
     dns: tuple[str, ...] | None = None
+    asked_dns = bool(c.host_config.get("Dns"))  # --dns: resolv.conf names those
     for i, name in enumerate(network_names(c)):
         want = c.endpoints_config.get(name) or {}
+        resolver = dns is None and not asked_dns and not networks.store.find(name).builtin
         net, ep = networks.attach(name, c.id, c.name, tuple(want.get("Aliases") or ()),
-                                  want.get("IPv4Address") or "")
+                                  want.get("IPv4Address") or "", resolver)
         nics.append(NicSpec(id=f"net{i}", mac=ep.mac, netdev="tap", tap=ep.tap, bus=f"hp{i}"))
         ifaces.append({"mac": ep.mac, "name": f"eth{i}", "mtu": 1500,
                        "address": f"{ep.ip}/{net.prefix_len}",
                        **({"gateway": net.gateway} if i == 0 and not net.internal else {})})
         entries[net.name] = endpoint_settings(net, ep)
-        if dns is None and not net.builtin:  # the first user-defined network's DNS
-            dns = (net.gateway,)
+        if dns is None and not net.builtin:  # the first user-defined network's DNS:
+            dns = (net.gateway,)  # its resolver when it has more (network/resolver.py)
     hc = c.host_config
     bound = bind_ports(hc.get("PortBindings") or {}, bool(hc.get("PublishAllPorts")),
                        exposed, ctx.settings.bind_ip, who)

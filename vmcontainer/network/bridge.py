@@ -20,6 +20,7 @@ from typing import Any
 from vmcontainer.errors import Conflict, Forbidden
 from vmcontainer.network import ipam, links, nat
 from vmcontainer.network.dns import Dnsmasq, hosts_text
+from vmcontainer.network.resolver import ContainerResolver
 from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStore
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class BridgeNetworks:
                 raise
         for net in self.store.all():
             self._plumb(net)
+        for cid in {cid for net in self.store.all() for cid in net.endpoints}:
+            self._resolver_changed(cid)
 
     @staticmethod
     def _routed() -> list[ipaddress.IPv4Network]:
@@ -156,10 +159,11 @@ class BridgeNetworks:
     # -- endpoints ---------------------------------------------------------------
 
     def attach(self, ref: str, container_id: str, container_name: str,
-               aliases: tuple[str, ...] = (), ip: str = "") -> tuple[NetworkRecord,
-                                                                     EndpointRecord]:
+               aliases: tuple[str, ...] = (), ip: str = "",
+               resolver: bool = False) -> tuple[NetworkRecord, EndpointRecord]:
         """Give the container an address and a tap on network ``ref`` (again the
-        same when it has one). Raises NetworkNotFound, InvalidParameter, Conflict
+        same when it has one). ``resolver``: the container's resolv.conf names
+        this network's gateway. Raises NetworkNotFound, InvalidParameter, Conflict
         (address in use), Unavailable (network full), System."""
         net = self.store.find(ref)
         if container_id in net.endpoints:
@@ -174,15 +178,17 @@ class BridgeNetworks:
         used = [ipaddress.IPv4Address(e.ip) for e in net.endpoints.values()]
         addr = str(ipam.allocate(pool, used, ip))
         ep = EndpointRecord(container_id, container_name, addr, mac_for(addr),
-                            tap_name(container_id, net.id), aliases)
+                            tap_name(container_id, net.id), aliases,
+                            resolver and not net.builtin)
         net = net.with_endpoint(ep)
         self.store.save(net)
         try:
             links.add_tap(ep.tap, net.bridge)
+            self._names_changed(net)
+            self._resolver_changed(container_id)
         except BaseException:
             self.detach(net.id, container_id)
             raise
-        self._names_changed(net)
         return net, ep
 
     def detach(self, ref: str, container_id: str) -> None:
@@ -196,6 +202,7 @@ class BridgeNetworks:
         net = net.without_endpoint(container_id)
         self.store.save(net)
         self._names_changed(net)
+        self._resolver_changed(container_id)
 
     def rename(self, container_id: str, name: str) -> list[tuple[NetworkRecord,
                                                                 EndpointRecord]]:
@@ -220,6 +227,27 @@ class BridgeNetworks:
     def _names_changed(self, net: NetworkRecord) -> None:
         if not net.builtin:
             self._dns(net).write_hosts(self._hosts(net))
+            for cid in net.endpoints:  # resolvers that read this network's names
+                resolver = self._resolver(cid)
+                if resolver.running():
+                    resolver.reload()
+
+    def _resolver(self, container_id: str) -> ContainerResolver:
+        return ContainerResolver(self.store.dir / "resolvers", container_id)
+
+    def _resolver_changed(self, container_id: str) -> None:
+        """A container on two or more user-defined networks resolves the names of
+        all of them (``vmcontainer.network.resolver``); one on fewer has no
+        resolver of its own. Raises System, Unavailable."""
+        user = [n for n in self.networks_of(container_id) if not n.builtin]
+        first = next((n for n in user if n.endpoints[container_id].resolver), None)
+        if first is None or len(user) < 2:
+            self._resolver(container_id).remove()
+            return
+        others = [n for n in user if n.id != first.id]
+        self._resolver(container_id).ensure(
+            first.bridge, first.endpoints[container_id].ip, first.gateway,
+            [self._dns(n).hosts for n in (first, *others)])
 
     # -- Docker shapes -----------------------------------------------------------
 

@@ -6,6 +6,7 @@ reboot of the namespace lost, and removal of what is gone is no error."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,15 +38,35 @@ def ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
     _off_loop(lambda: _ensure_bridge(name, gateway, prefix_len))
 
 
+def random_mac() -> str:
+    """A random unicast, locally administered MAC address."""
+    b = bytearray(secrets.token_bytes(6))
+    b[0] = (b[0] & 0xFE) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def _pinned(name: str) -> bool:
+    """Whether the link's MAC address was set (NET_ADDR_SET), not taken from a port."""
+    try:
+        return Path(f"/sys/class/net/{name}/addr_assign_type").read_text().strip() == "3"
+    except OSError:
+        return False
+
+
 def _ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
     """Bridge ``name`` exists, is up and has ``gateway``/``prefix_len``; forwarding
-    on. Raises System."""
+    on. Its MAC address is set once (as Docker sets docker0's): a Linux bridge
+    otherwise takes its lowest port's, which changes as taps come and go, and the
+    guests' ARP caches would keep sending to the old one. Raises System."""
     try:
         with IPRoute() as ipr:
             idx = _index(ipr, name)
             if idx is None:
-                ipr.link("add", ifname=name, kind="bridge")
+                ipr.link("add", ifname=name, kind="bridge", address=random_mac())
                 idx = _index(ipr, name)
+            elif not _pinned(name):  # made before it was pinned: keep what it has now
+                current = ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+                ipr.link("set", index=idx, address=current)
             assert idx is not None
             have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)}
             if gateway not in have:

@@ -21,7 +21,7 @@ def table_name(network_id: str) -> str:
     return "vmc-" + network_id[:12]
 
 
-def _nft(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_nft(script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Raises Unavailable (no nft), System (``check`` and nft failed)."""
     r = subprocess.run([tool("nft"), "-f", "-"], input=script, capture_output=True,
                        text=True, timeout=30)
@@ -53,13 +53,13 @@ def rules(network_id: str, bridge: str, subnet: str, internal: bool) -> str:
 
 def apply(network_id: str, bridge: str, subnet: str, internal: bool) -> None:
     """Create or replace the network's table. Raises System."""
-    _nft(rules(network_id, bridge, subnet, internal))
+    run_nft(rules(network_id, bridge, subnet, internal))
 
 
 def remove(network_id: str) -> None:
     """Delete the network's table (nothing when it is gone)."""
     t = table_name(network_id)
-    _nft(f"table ip {t}\ndelete table ip {t}\n", check=False)
+    run_nft(f"table ip {t}\ndelete table ip {t}\n", check=False)
 
 
 def tables() -> list[str]:

@@ -28,7 +28,8 @@ class NetworkNotFound(NotFound):
 @dataclass(frozen=True)
 class EndpointRecord:
     """One container on one network. ``ip``/``mac`` are its NIC's; ``tap`` the host
-    side; ``aliases`` its ``--network-alias`` names."""
+    side; ``aliases`` its ``--network-alias`` names; ``resolver``: the network's
+    gateway is the container's name server (its resolv.conf names it)."""
 
     container_id: str
     container_name: str
@@ -36,6 +37,7 @@ class EndpointRecord:
     mac: str
     tap: str
     aliases: tuple[str, ...] = ()
+    resolver: bool = False
 
     @property
     def endpoint_id(self) -> str:
@@ -45,12 +47,13 @@ class EndpointRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "container_name": self.container_name,
-                "ip": self.ip, "mac": self.mac, "tap": self.tap, "aliases": list(self.aliases)}
+                "ip": self.ip, "mac": self.mac, "tap": self.tap, "aliases": list(self.aliases),
+                "resolver": self.resolver}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EndpointRecord:
         return cls(d["container_id"], d["container_name"], d["ip"], d["mac"], d["tap"],
-                   tuple(d.get("aliases") or ()))
+                   tuple(d.get("aliases") or ()), bool(d.get("resolver", False)))
 
 
 @dataclass(frozen=True)
