@@ -265,6 +265,122 @@ def test_a_container_on_two_networks_resolves_names_on_both(bdaemon: Daemon,
     assert "dnsmasq" not in in_ns(netns, "ss", "-lunpH").stdout
 
 
+def test_network_create_options(bdaemon: Daemon, netns: str) -> None:
+    """Docker's options vmcontainer does not serve are a 400 with a reason (or
+    Docker's own words), never stored and ignored; the rest are kept and shown."""
+    d = bdaemon
+    refused = {
+        ("-o", "com.docker.network.bridge.name=br0"):
+            "network option com.docker.network.bridge.name=br0 is not supported by "
+            "vmcontainer: vmcontainer names its bridges vmcbr-<network ID>",
+        ("-o", "com.docker.network.bridge.enable_icc=false"):
+            "network option com.docker.network.bridge.enable_icc=false is not supported",
+        ("-o", "com.docker.network.bridge.enable_icc=maybe"):
+            "failed to parse com.docker.network.bridge.enable_icc value: maybe "
+            '(strconv.ParseBool: parsing "maybe": invalid syntax)',
+        ("-o", "com.docker.network.driver.mtu=1400"):
+            "network option com.docker.network.driver.mtu=1400 is not supported",
+        ("-o", "com.docker.network.bridge.inhibit_ipv4=true"):
+            "network option com.docker.network.bridge.inhibit_ipv4=true is not supported",
+        ("-o", "com.docker.network.bridge.host_binding_ipv4=nowhere"):
+            "failed to parse com.docker.network.bridge.host_binding_ipv4 value: nowhere",
+        ("--scope", "swarm"): "cannot create a swarm scoped network when swarm is not active",
+        ("--ingress",): "Ingress network can only be global scope network",
+        ("--config-only",): "configuration-only networks (--config-only, --config-from) are "
+                            "not supported",
+        ("--ipv6",): "IPv6 networks are not supported",
+    }
+    links_before = in_ns(netns, "ip", "-o", "link").stdout
+    for args, message in refused.items():
+        r = docker(d, "network", "create", *args, "optnet")
+        assert r.returncode == 1 and message in r.stderr, (args, r.stderr)
+    assert "optnet" not in docker(d, "network", "ls", "--format", "{{.Name}}").stdout
+    assert in_ns(netns, "ip", "-o", "link").stdout == links_before
+    r = docker(d, "network", "create", "--attachable", "--ipam-opt", "foo=bar", "--label",
+               "team=a", "-o", "custom.key=kept", "-o", "com.docker.network.driver.mtu=1500",
+               "-o", "com.docker.network.bridge.enable_icc=true", "optnet")
+    assert r.returncode == 0, r.stderr
+    try:
+        net = json.loads(docker(d, "network", "inspect", "optnet").stdout)[0]
+        assert net["Attachable"] is True and net["IPAM"]["Options"] == {"foo": "bar"}
+        assert net["Options"]["custom.key"] == "kept" and net["Labels"] == {"team": "a"}
+        r = docker(d, "network", "ls", "--filter", "label=team=a", "--format", "{{.Name}}")
+        assert r.stdout.split() == ["optnet"]
+    finally:
+        assert docker(d, "network", "rm", "optnet").returncode == 0
+
+
+WHO_ASKS = ("import http.server as h\n"
+            "class H(h.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        self.send_response(200); self.end_headers()\n"
+            "        self.wfile.write(self.client_address[0].encode())\n"
+            "h.HTTPServer(('10.99.0.2', 8099), H).serve_forever()\n")
+ASK = ("import urllib.request as u\n"
+       "try:\n    print(u.urlopen('http://10.99.0.2:8099/', timeout=10).read().decode())\n"
+       "except OSError as e:\n    print('unreachable', e)\n")
+
+
+@pytest.fixture
+def outside(netns: str) -> Iterator[str]:
+    """A second namespace behind a veth, the test netns's default route: what lies
+    beyond the host. A server there answers with the address it sees."""
+    out = "vmco" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", out], check=True)
+    try:
+        for cmd in (["ip", "-n", netns, "link", "add", "upl0", "type", "veth", "peer", "name",
+                     "upl1", "netns", out],
+                    ["ip", "-n", netns, "addr", "add", "10.99.0.1/24", "dev", "upl0"],
+                    ["ip", "-n", netns, "link", "set", "upl0", "up"],
+                    ["ip", "-n", netns, "route", "add", "default", "via", "10.99.0.2"],
+                    ["ip", "-n", out, "addr", "add", "10.99.0.2/24", "dev", "upl1"],
+                    ["ip", "-n", out, "link", "set", "upl1", "up"],
+                    ["ip", "-n", out, "link", "set", "lo", "up"],
+                    ["ip", "-n", out, "route", "add", "172.16.0.0/12", "via", "10.99.0.1"]):
+            subprocess.run(cmd, check=True)
+        server = subprocess.Popen(["ip", "netns", "exec", out, "python3", "-c", WHO_ASKS])
+        try:
+            until(lambda: "8099" in in_ns(out, "ss", "-ltnH").stdout, 30)
+            yield out
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        subprocess.run(["ip", "netns", "del", out], check=True)  # takes the veth pair
+
+
+def test_internal_unnatted_and_host_binding_networks(bdaemon: Daemon, outside: str) -> None:
+    """Outbound traffic leaves NATed (the server sees the host's address), with
+    its own address under ``enable_ip_masquerade=false``, not at all from an
+    ``--internal`` network; ``host_binding_ipv4`` is where published ports bind."""
+    d = bdaemon
+    nets = {"natnet": (), "rawnet": ("-o", "com.docker.network.bridge.enable_ip_masquerade="
+                                     "false"),
+            "intnet": ("--internal",),
+            "bindnet": ("-o", "com.docker.network.bridge.host_binding_ipv4=10.99.0.1")}
+    for name, args in nets.items():
+        r = docker(d, "network", "create", *args, name)
+        assert r.returncode == 0, r.stderr
+    try:
+        seen = {}
+        for name in ("natnet", "rawnet", "intnet"):
+            r = docker(d, "run", "--rm", "--network", name, DEBIAN, "sh", "-c",
+                       f"hostname -I; python3 -c \"{ASK}\"")
+            assert r.returncode == 0, r.stderr
+            seen[name] = r.stdout.split("\n", 1)
+        assert seen["natnet"][1].strip() == "10.99.0.1", seen
+        assert seen["rawnet"][1].strip() == seen["rawnet"][0].strip(), seen  # its own
+        assert seen["intnet"][1].startswith("unreachable"), seen
+        r = docker(d, "run", "-d", "--name", "bound", "--network", "bindnet", "-p", "8088:80",
+                   DEBIAN, "sleep", "600")
+        assert r.returncode == 0, r.stderr
+        assert docker(d, "port", "bound").stdout == "80/tcp -> 10.99.0.1:8088\n"
+    finally:
+        docker(d, "rm", "-f", "bound")
+        for name in nets:
+            docker(d, "network", "rm", name)
+
+
 def test_published_port_serves_nginx_and_moves_data(bdaemon: Daemon, netns: str) -> None:
     d = bdaemon
     r = docker(d, "run", "-d", "--name", "web", "-p", "8080:80", DEBIAN, "sh", "-c",

@@ -14,7 +14,7 @@ from typing import Any
 from vmcontainer.engine.container import Container
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.errors import NotFound
-from vmcontainer.network import usermode
+from vmcontainer.network import options, usermode
 from vmcontainer.network.bridge import DEFAULT_NETWORK, BridgeNetworks
 from vmcontainer.network.ports import PortBinding, bind_ports, parse_port_key
 from vmcontainer.network.proxy import ProxySet
@@ -101,8 +101,10 @@ async def _plan_bridge(ctx: EngineContext, networks: BridgeNetworks, c: Containe
         if dns is None and not net.builtin:  # the first user-defined network's DNS:
             dns = (net.gateway,)  # its resolver when it has more (network/resolver.py)
     hc = c.host_config
+    first = networks.store.find(next(iter(entries)))  # its ports go to this address
+    bind_ip = options.host_binding(first.options) or ctx.settings.bind_ip
     bound = bind_ports(hc.get("PortBindings") or {}, bool(hc.get("PublishAllPorts")),
-                       exposed, ctx.settings.bind_ip, who)
+                       exposed, bind_ip, who)
     bound = await _listen(ctx, c.id, entries[next(iter(entries))]["IPAddress"], bound, who)
     settings = usermode.network_settings(entries, bound, exposed)
     return NetworkPlan(tuple(nics), {"interfaces": ifaces}, settings, dns, hotplug=True)

@@ -105,9 +105,11 @@ class NetworksMixin:
 
     def network_create(self, name: str, driver: str, internal: bool,
                        ipam_config: builtins.list[dict[str, str]], labels: dict[str, str],
-                       options: dict[str, str]) -> str:
+                       options: dict[str, str], attachable: bool = False,
+                       ipam_options: dict[str, str] | None = None) -> str:
         """NetworkCreate; returns the new ID. Raises Forbidden (user mode),
-        NotFound (a driver other than bridge), InvalidParameter, Conflict."""
+        NotFound (a driver other than bridge), InvalidParameter (an option
+        vmcontainer does not serve, among others), Conflict."""
         nets = self._bridges()
         if driver not in ("", "bridge"):
             raise NotFound(f'plugin "{driver}" not found')
@@ -115,7 +117,8 @@ class NetworksMixin:
             raise InvalidParameter("vmcontainer bridge networks take one IPAM config (IPv4)")
         cfg = ipam_config[0] if ipam_config else {}
         net = nets.create(name, cfg.get("Subnet", ""), cfg.get("Gateway", ""),
-                          cfg.get("IPRange", ""), internal, labels, options)
+                          cfg.get("IPRange", ""), internal, labels, options, attachable,
+                          ipam_options)
         return net.id
 
     def network_remove(self, ref: str) -> None:

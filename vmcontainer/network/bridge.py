@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import Conflict, Forbidden
-from vmcontainer.network import ipam, links, nat
+from vmcontainer.network import ipam, links, nat, options
 from vmcontainer.network.dns import Dnsmasq, hosts_text
 from vmcontainer.network.resolver import ContainerResolver
 from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStore
@@ -92,17 +92,22 @@ class BridgeNetworks:
 
     def _plumb(self, net: NetworkRecord) -> None:
         # nftables first: one atomic transaction, naming the bridge before it exists
-        nat.apply(net.id, net.bridge, net.subnet, net.internal)
+        nat.apply(net.id, net.bridge, net.subnet, net.internal,
+                  options.masquerade(net.options))
         links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
         if not net.builtin:
             self._dns(net).ensure(self._hosts(net))
 
     def create(self, name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
                internal: bool = False, labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None) -> NetworkRecord:
-        """A new user-defined bridge network. Raises InvalidParameter, Conflict
-        (name taken, overlapping subnet), Unavailable (no free pool), System."""
+               driver_opts: dict[str, str] | None = None, attachable: bool = False,
+               ipam_options: dict[str, str] | None = None) -> NetworkRecord:
+        """A new user-defined bridge network; ``driver_opts`` as
+        ``vmcontainer.network.options`` checks them. Raises InvalidParameter,
+        Conflict (name taken, overlapping subnet), Unavailable (no free pool),
+        System."""
         self.store.check_new_name(name)
+        options.check(driver_opts or {})
         taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all()]
         if subnet:
             pool = ipam.make_pool(subnet, gateway, ip_range)
@@ -117,7 +122,8 @@ class BridgeNetworks:
                             subnet=str(pool.subnet), gateway=str(pool.gateway),
                             ip_range=str(pool.ip_range) if ip_range else "",
                             internal=internal, labels=dict(labels or {}),
-                            options=dict(options or {}))
+                            options=dict(driver_opts or {}), attachable=attachable,
+                            ipam_options=dict(ipam_options or {}))
         self.store.save(net)
         try:
             self._plumb(net)
@@ -259,9 +265,10 @@ class BridgeNetworks:
         return {
             "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
             "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
+            "IPAM": {"Driver": "default",
+                     "Options": None if net.builtin else dict(net.ipam_options),
                      "Config": [cfg]},
-            "Internal": net.internal, "Attachable": False, "Ingress": False,
+            "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
             "Containers": {cid: {"Name": e.container_name, "EndpointID": e.endpoint_id,
                                  "MacAddress": e.mac,

@@ -1,6 +1,7 @@
 """nftables rules of a bridge network: one table per network (``ip vmc-<id>``), so
 that removing the network removes exactly its rules. Outbound NAT (masquerade of
-the subnet leaving through any other interface) unless the network is internal;
+the subnet leaving through any other interface) unless the network is internal or
+its ``enable_ip_masquerade`` option is false;
 forwarding accepted for the bridge's own traffic, dropped between vmcontainer
 bridges (Docker isolates networks from each other). Applied with ``nft -f -``."""
 
@@ -30,8 +31,10 @@ def run_nft(script: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return r
 
 
-def rules(network_id: str, bridge: str, subnet: str, internal: bool) -> str:
-    """The nft script that (re)creates the network's table."""
+def rules(network_id: str, bridge: str, subnet: str, internal: bool,
+          masquerade: bool = True) -> str:
+    """The nft script that (re)creates the network's table; ``masquerade`` false:
+    no NAT, the containers' addresses leave as they are."""
     if not _IFNAME.match(bridge):
         raise System(f"bad bridge name {bridge!r}")
     net = ipaddress.IPv4Network(subnet)
@@ -44,16 +47,17 @@ def rules(network_id: str, bridge: str, subnet: str, internal: bool) -> str:
         out += [f'    iifname "{bridge}" oifname != "{bridge}" drop',
                 f'    oifname "{bridge}" iifname != "{bridge}" drop']
     out += ["  }"]
-    if not internal:
+    if not internal and masquerade:
         out += ["  chain postrouting {", "    type nat hook postrouting priority srcnat;",
                 f'    ip saddr {net} oifname != "{bridge}" masquerade', "  }"]
     out += ["}"]
     return "\n".join(out) + "\n"
 
 
-def apply(network_id: str, bridge: str, subnet: str, internal: bool) -> None:
+def apply(network_id: str, bridge: str, subnet: str, internal: bool,
+          masquerade: bool = True) -> None:
     """Create or replace the network's table. Raises System."""
-    run_nft(rules(network_id, bridge, subnet, internal))
+    run_nft(rules(network_id, bridge, subnet, internal, masquerade))
 
 
 def remove(network_id: str) -> None:

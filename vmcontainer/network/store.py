@@ -72,6 +72,8 @@ class NetworkRecord:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, EndpointRecord] = field(default_factory=dict)
+    attachable: bool = False
+    ipam_options: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridge(self) -> str:
@@ -87,14 +89,16 @@ class NetworkRecord:
                 "subnet": self.subnet, "gateway": self.gateway, "ip_range": self.ip_range,
                 "internal": self.internal, "builtin": self.builtin, "labels": self.labels,
                 "options": self.options,
-                "endpoints": {k: e.to_json() for k, e in self.endpoints.items()}}
+                "endpoints": {k: e.to_json() for k, e in self.endpoints.items()},
+                "attachable": self.attachable, "ipam_options": self.ipam_options}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> NetworkRecord:
         return cls(d["id"], d["name"], d["created"], d["subnet"], d["gateway"],
                    d.get("ip_range", ""), d.get("internal", False), d.get("builtin", False),
                    d.get("labels") or {}, d.get("options") or {},
-                   {k: EndpointRecord.from_json(e) for k, e in (d.get("endpoints") or {}).items()})
+                   {k: EndpointRecord.from_json(e) for k, e in (d.get("endpoints") or {}).items()},
+                   bool(d.get("attachable", False)), d.get("ipam_options") or {})
 
     def with_endpoint(self, ep: EndpointRecord) -> NetworkRecord:
         return replace(self, endpoints={**self.endpoints, ep.container_id: ep})
