@@ -265,6 +265,74 @@ def test_a_container_on_two_networks_resolves_names_on_both(bdaemon: Daemon,
     assert "dnsmasq" not in in_ns(netns, "ss", "-lunpH").stdout
 
 
+COMPOSE = f"""version: "3.8"
+services:
+  cache:
+    image: {DEBIAN}
+    command: {json.dumps(REDIS)}
+  app:
+    image: {DEBIAN}
+    command: [sleep, "600"]
+    depends_on: [cache]
+"""
+
+
+def test_docker_compose_project(bdaemon: Daemon, tmp_path: Path) -> None:
+    """What bridge mode is the default as root for: docker-compose makes the
+    project's network, its services resolve each other by service name, and
+    ``down`` removes containers and network."""
+    d = bdaemon
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker-compose", "-p", "proj", *args], cwd=tmp_path,
+                              env=d.docker_env, capture_output=True, text=True, timeout=300)
+
+    r = compose("up", "-d")
+    try:
+        assert r.returncode == 0, r.stderr
+        assert "proj_default" in docker(d, "network", "ls", "--format", "{{.Name}}").stdout
+        until(lambda: compose("exec", "-T", "app", "redis-cli", "-h", "cache", "ping")
+              .stdout.strip() == "PONG", 90)
+    finally:
+        r = compose("down")
+    assert r.returncode == 0, r.stderr
+    assert "proj_default" not in docker(d, "network", "ls", "--format", "{{.Name}}").stdout
+    assert docker(d, "ps", "-aq").stdout == ""
+
+
+def test_a_stopped_container_leaves_and_rejoins_its_network(bdaemon: Daemon) -> None:
+    """As in Docker (and as docker-compose relies on): disconnecting a created
+    container from its NetworkMode's network keeps NetworkMode; it then starts
+    without that network, and joins it again once connected."""
+    d = bdaemon
+    assert docker(d, "network", "create", "netc").returncode == 0
+    try:
+        r = docker(d, "create", "--name", "lone", "--network", "netc", "--network-alias",
+                   "web", "busybox", "ls", "/sys/class/net")
+        assert r.returncode == 0, r.stderr
+        nets = json.loads(docker(d, "inspect", "lone").stdout)[0]["NetworkSettings"]["Networks"]
+        assert list(nets) == ["netc"] and nets["netc"]["Aliases"] == ["web"]
+        assert docker(d, "network", "disconnect", "netc", "lone").returncode == 0
+        info = json.loads(docker(d, "inspect", "lone").stdout)[0]
+        assert info["HostConfig"]["NetworkMode"] == "netc"
+        assert info["NetworkSettings"]["Networks"] == {}
+        assert docker(d, "start", "-a", "lone").stdout == "lo\n"
+        assert docker(d, "network", "connect", "netc", "lone").returncode == 0
+        assert docker(d, "start", "lone").returncode == 0
+        assert docker(d, "wait", "lone").stdout == "0\n"
+        assert docker(d, "logs", "lone").stdout == "lo\neth0\nlo\n"
+        r = docker(d, "create", "--name", "nonet", "--network", "none", "busybox", "true")
+        assert r.returncode == 0, r.stderr
+        r = docker(d, "network", "connect", "netc", "nonet")
+        assert r.returncode == 1 and "container cannot be connected to multiple networks " \
+            "with one of the networks in private (none) mode" in r.stderr, r.stderr
+    finally:
+        for name in ("lone", "nonet"):
+            docker(d, "rm", "-f", name)
+        docker(d, "network", "rm", "netc")
+
+
 def test_network_create_options(bdaemon: Daemon, netns: str) -> None:
     """Docker's options vmcontainer does not serve are a 400 with a reason (or
     Docker's own words), never stored and ignored; the rest are kept and shown."""

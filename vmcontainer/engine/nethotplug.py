@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, mode_network
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.netstart import endpoint_settings
 from vmcontainer.engine.start import Running
@@ -70,7 +70,8 @@ async def connect_running(ctx: EngineContext, nets: BridgeNetworks, c: Container
     settings = dict(latest.network_settings)
     settings["Networks"] = {**settings.get("Networks", {}), net.name: endpoint_settings(net, ep)}
     ctx.update(c.id, endpoints_config={**latest.endpoints_config, net.name: config},
-               network_settings=settings)
+               network_settings=settings,
+               left_mode_network=latest.left_mode_network and net.name != mode_network(c))
 
 
 async def disconnect_running(ctx: EngineContext, nets: BridgeNetworks, c: Container,
@@ -92,4 +93,5 @@ async def disconnect_running(ctx: EngineContext, nets: BridgeNetworks, c: Contai
                             if k != net.name}
     ctx.update(c.id, network_settings=settings,
                endpoints_config={k: v for k, v in latest.endpoints_config.items()
-                                 if k != net.name})
+                                 if k != net.name},
+               left_mode_network=latest.left_mode_network or net.name == mode_network(c))

@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, network_names
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.errors import NotFound
 from vmcontainer.network import options, usermode
-from vmcontainer.network.bridge import DEFAULT_NETWORK, BridgeNetworks
+from vmcontainer.network.bridge import BridgeNetworks
 from vmcontainer.network.ports import PortBinding, bind_ports, parse_port_key
 from vmcontainer.network.proxy import ProxySet
 from vmcontainer.network.store import EndpointRecord, NetworkRecord
@@ -48,13 +48,6 @@ def hotplug_machine(boot_nics: int) -> dict[str, Any]:
     return {"machine_type": "q35", "hotplug_slots": boot_nics + SPARE_SLOTS}
 
 
-def network_names(c: Container) -> list[str]:
-    """The networks ``c`` joins, NetworkMode's first (``default`` is ``bridge``)."""
-    mode = c.host_config.get("NetworkMode") or "none"
-    first = DEFAULT_NETWORK if mode == "default" else mode
-    return [first, *(n for n in c.endpoints_config if n != first)]
-
-
 async def plan_network(ctx: EngineContext, c: Container) -> NetworkPlan:
     """Choose the host ports and build the endpoints of ``c``. Raises System when
     an asked host port is taken, InvalidParameter when its address is not the
@@ -63,8 +56,10 @@ async def plan_network(ctx: EngineContext, c: Container) -> NetworkPlan:
     hc = c.host_config
     mode = hc.get("NetworkMode") or "none"
     exposed: dict[str, Any] = c.config.get("ExposedPorts") or {}
-    if mode == "none":
-        return NetworkPlan((), {"interfaces": []}, usermode.stopped_settings("none"))
+    if mode == "none" or not network_names(c):  # none, or left every network
+        return NetworkPlan((), {"interfaces": []},
+                           usermode.network_settings({}, [], {}) if mode != "none"
+                           else usermode.stopped_settings("none"))
     who = f"{c.name} ({c.short_id})"
     if ctx.networks is None:
         for name in network_names(c):

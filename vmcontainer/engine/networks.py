@@ -8,10 +8,10 @@ import builtins
 import contextlib
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, mode_network, network_names
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.nethotplug import connect_running, disconnect_running
-from vmcontainer.engine.netstart import network_names, rename_endpoints
+from vmcontainer.engine.netstart import rename_endpoints
 from vmcontainer.engine.start import Running
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -159,12 +159,13 @@ class NetworksMixin:
         if net.name in network_names(c):
             raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
         if c.host_config.get("NetworkMode") == NONE_NETWORK:
-            raise Conflict("container cannot be disconnected from host network or connected "
-                           "to host network")
+            raise Conflict("container cannot be connected to multiple networks with one of "
+                           "the networks in private (none) mode")
         if c.state.running:
             await connect_running(self.ctx, nets, c, self._live(c), net.name, config)
             return
-        self._set_endpoints(c, {**c.endpoints_config, net.name: config})
+        self.ctx.update(c.id, endpoints_config={**c.endpoints_config, net.name: config},
+                        left_mode_network=c.left_mode_network and net.name != mode_network(c))
 
     def _live(self, c: Container) -> Running:
         running = self._running.get(c.id)
@@ -186,17 +187,14 @@ class NetworksMixin:
         if c.state.running:
             await disconnect_running(self.ctx, nets, c, self._live(c), net.name)
             return
-        rest = {k: v for k, v in c.endpoints_config.items() if k != net.name}
-        if names[0] == net.name:
-            new_mode = next(iter(rest), NONE_NETWORK)
-            self.ctx.update(c.id, host_config={**c.host_config, "NetworkMode": new_mode},
-                            endpoints_config=rest)
-        else:
-            self._set_endpoints(c, rest)
+        # NetworkMode stays as it is (as in Docker: docker-compose disconnects a
+        # created container from its network to connect it again with aliases)
+        self.ctx.update(c.id, endpoints_config={k: v for k, v in c.endpoints_config.items()
+                                                if k != net.name},
+                        left_mode_network=c.left_mode_network or net.name == mode_network(c))
 
     def network_renamed(self, cid: str) -> None:
         """``docker rename`` of ``cid`` done: its DNS names follow (bridge mode)."""
         rename_endpoints(self.ctx, cid)
 
-    def _set_endpoints(self, c: Container, endpoints: dict[str, Any]) -> None:
-        self.ctx.update(c.id, endpoints_config=endpoints)
+
