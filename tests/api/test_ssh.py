@@ -56,7 +56,7 @@ def sshd(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
         f"SetEnv PATH={remote_path} VMCONTAINER_HOST=unix://{daemon.sock} "
-        f"VMCONTAINER_ROOT={daemon.root} "
+        f"VMCONTAINER_ROOT={daemon.root} VMCONTAINER_NETWORK=user "  # as tests/conftest.py
         f"VMCONTAINER_BOOT_DIR={os.environ['VMCONTAINER_BOOT_DIR']}\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
     proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")],
