@@ -45,7 +45,7 @@ from vmcontainer.guestlink.protocol import PORT_NAME
 from vmcontainer.vm.bootassets import ensure_boot_assets
 from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, kernel_accepts
 from vmcontainer.vm.host import host_tsc_khz
-from vmcontainer.vm.qemu import qemu_argv
+from vmcontainer.vm.qemuargs import qemu_argv
 from vmcontainer.vm.spec import ChannelSpec, MachineSpec
 
 # The daemons here run in the host's network namespace: user-mode networking, so

@@ -6,7 +6,7 @@ import pytest
 
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.vm.nic import HostForward, NicSpec
-from vmcontainer.vm.qemu import qemu_argv
+from vmcontainer.vm.qemuargs import qemu_argv
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
 
 

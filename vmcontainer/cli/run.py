@@ -4,8 +4,10 @@ cannot be created or booted, 126/127 when its command cannot be executed,
 otherwise the process's exit code.
 
 Signals to this command go to the container's process (Docker's ``--sig-proxy``,
-on by default). Killing this command leaves the container running, as killing
-``docker run`` does; ``vmcontainer rm -f`` removes it.
+on by default; not with ``-t``, where the terminal's keys reach the container's
+TTY as bytes, as with ``docker run -t``). ``-it`` detaches on ctrl-p ctrl-q.
+Killing this command leaves the container running, as killing ``docker run``
+does; ``vmcontainer rm -f`` removes it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import click
 
-from vmcontainer.cli import client
+from vmcontainer.cli import client, terminal
 from vmcontainer.cli.interact import interact
 from vmcontainer.cli.options import env_item, nano_cpus, parse_env_file, ram_in_bytes
 from vmcontainer.engine.spec import ContainerSpec
@@ -35,15 +37,21 @@ def _die(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
+def _run(spec: ContainerSpec, detach: bool, interactive: bool = False,
+         tty: bool = False) -> int:
     import docker.errors
 
+    if tty and interactive and not detach and not sys.stdin.isatty():
+        click.echo(terminal.NOT_A_TTY, err=True)
+        return 1
     api = client.api()
     host_config = api.create_host_config(
         auto_remove=spec.auto_remove,
         mem_limit=spec.memory_bytes or None,
         nano_cpus=spec.nano_cpus or None,
     )
+    if tty and not detach and (rc := terminal.size()) is not None:
+        host_config["ConsoleSize"] = list(rc)  # Engine API >= 1.42, as the docker CLI
     try:
         created = api.create_container(
             spec.image, command=list(spec.cmd) if spec.cmd is not None else None,
@@ -51,7 +59,7 @@ def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
             environment=list(spec.env), working_dir=spec.working_dir or None,
             user=spec.user or None, hostname=spec.hostname or None,
             name=spec.name or None, labels=spec.labels, host_config=host_config,
-            detach=detach, stdin_open=interactive)
+            detach=detach, stdin_open=interactive, tty=tty)
     except docker.errors.ImageNotFound as err:
         click.echo(f"Unable to find image '{_familiar(spec.image)}' locally", err=True)
         _die(f"Error response from daemon: {client.error_text(err)}", 125)
@@ -62,9 +70,9 @@ def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
         _start(api, cid)
         click.echo(cid)
         return 0
-    if interactive:
-        conn = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1,
-                                              "stream": 1})
+    if interactive or tty:
+        conn = api.attach_socket(cid, params={"stdin": int(interactive), "stdout": 1,
+                                              "stderr": 1, "stream": 1})
     else:
         output = api.attach(cid, stream=True, stdout=True, stderr=True, demux=True,
                             logs=False)
@@ -80,13 +88,21 @@ def _run(spec: ContainerSpec, detach: bool, interactive: bool = False) -> int:
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     _start(api, cid)
-    for signum in PROXIED_SIGNALS:
-        signal.signal(signum, lambda n, _f: _proxy(api, cid, n))
+    if tty:
+        terminal.follow_size(lambda rows, cols: api.resize(cid, rows, cols))
+    else:
+        for signum in PROXIED_SIGNALS:
+            signal.signal(signum, lambda n, _f: _proxy(api, cid, n))
+    detached = False
     with contextlib.suppress(Exception):  # a stream broken with the daemon: see wait
-        if interactive:
-            interact(conn, with_stdin=True)
+        if interactive or tty:
+            with terminal.raw(tty and interactive):
+                detached = interact(conn, with_stdin=interactive, tty=tty,
+                                    detach_keys=terminal.DETACH_KEYS if tty else b"")
         else:
             client.copy_out(output)
+    if detached:  # the container runs on, as after docker run -it's ctrl-p ctrl-q
+        return 0
     waiter.join()
     if "error" in result or "StatusCode" not in result:
         # the docker CLI's words when the daemon's wait response breaks off
@@ -134,12 +150,13 @@ def _familiar(image: str) -> str:
 @click.option("--cpus", default="", help="Number of CPUs (rounded up to whole vCPUs)")
 @click.option("-d", "--detach", is_flag=True, help="Run in the background, print the ID")
 @click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open and pipe it in")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
 @click.option("-l", "--label", multiple=True, help="Set meta data on a container")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path, ...],
         workdir: str, user: str, entrypoint: str | None, hostname: str, memory: str,
-        cpus: str, detach: bool, interactive: bool, label: tuple[str, ...], image: str,
+        cpus: str, detach: bool, interactive: bool, tty: bool, label: tuple[str, ...], image: str,
         command: tuple[str, ...]) -> None:
     """Create and run a new container from an image, in its own VM."""
     try:
@@ -155,4 +172,4 @@ def run(auto_remove: bool, name: str, env: tuple[str, ...], env_file: tuple[Path
         )
     except VmcError as err:
         _die(str(err), 125)
-    sys.exit(_run(spec, detach, interactive))
+    sys.exit(_run(spec, detach, interactive, tty))
