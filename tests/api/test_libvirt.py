@@ -1,15 +1,12 @@
 """The libvirt backend through a real daemon (``--backend libvirt``) and the real
 libvirtd, whatever VMCONTAINER_BACKEND says: domains listed by virsh while they run,
 an exit from a libvirt event when someone else destroys the domain, adoption after
-the daemon is killed, foreign domains left alone, and a "remote" host reached over
-``qemu+libssh://`` (OpenSSH's sshd on 127.0.0.1) whose files are placed in a storage pool."""
+the daemon is killed, foreign domains left alone. A remote host: test_libvirt_remote.py."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -150,89 +147,3 @@ def test_foreign_domain_with_our_name_is_refused(lvd: Daemon, name: str,
         assert domain in running_domains()
     finally:
         virsh("destroy", domain, check=False)
-
-
-# -- a "remote" libvirtd: the local one through OpenSSH on 127.0.0.1 -------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def ssh_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A qemu+ssh URI to this host's libvirtd, and the client HOME with its key."""
-    ensure_libvirtd()
-    d = tmp_path_factory.mktemp("lvsshd")
-    home = d / "home"
-    (home / ".ssh").mkdir(parents=True)
-    for key in (d / "hostkey", home / ".ssh" / "id_ed25519"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
-    port = _free_port()
-    (d / "authorized_keys").write_text((home / ".ssh" / "id_ed25519.pub").read_text())
-    (home / ".ssh" / "known_hosts").write_text(
-        f"[127.0.0.1]:{port} {(d / 'hostkey.pub').read_text()}")
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'hostkey'}\n"
-        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        "SetEnv PATH=/usr/sbin:/usr/bin:/sbin:/bin\n")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-                            stderr=open(d / "sshd.log", "wb"))  # noqa: SIM115
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert proc.poll() is None, (d / "sshd.log").read_text()
-        assert time.monotonic() < deadline, "sshd did not listen"
-        time.sleep(0.05)
-    # libssh rather than the ssh command, which reads root's own ~/.ssh, not $HOME's.
-    yield (f"qemu+libssh://root@127.0.0.1:{port}/system?sshauth=privkey&"
-           f"keyfile={home / '.ssh' / 'id_ed25519'}&"
-           f"known_hosts={home / '.ssh' / 'known_hosts'}"), home
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-@pytest.mark.xfail(reason="known broken: the daemon segfaults in virDomainOpenChannel over "
-                   "qemu+libssh (the files are uploaded into the pool first); see issue 8 "
-                   "note", strict=False)
-def test_remote_host_files_through_a_storage_pool(
-        ssh_uri: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory,
-        busybox_archive: Path, name: str) -> None:
-    uri, home = ssh_uri
-    base = tmp_path_factory.mktemp("lvr")
-    pool = f"vmc-test-{uuid.uuid4().hex[:8]}"
-    pool_dir = Path("/var/tmp") / pool  # not under the daemon's data root
-    pool_dir.mkdir()
-    virsh("pool-create-as", pool, "dir", "--target", str(pool_dir))
-    d = start_daemon(base, busybox_archive, ("--libvirt-uri", uri, "--libvirt-pool", pool),
-                     env={"HOME": str(home), "VMCONTAINER_ACCEL": "tcg", "PYTHONFAULTHANDLER": "1"})
-    try:
-        info = json.loads(docker(d, "info", "--format", "{{json .}}").stdout)
-        assert ["Libvirt URI", uri] in info["DriverStatus"]
-        r = docker(d, "run", "--name", name, "busybox", "sh", "-c",
-                   "echo hi; cat /kept 2>/dev/null; echo kept > /kept")
-        assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
-        cid = json.loads(docker(d, "inspect", name).stdout)[0]["Id"]
-        vols = set(virsh("vol-list", pool, "--name").split())
-        assert {f"vmc-{cid}-rootfs", f"vmc-{cid}-config"} <= vols, vols
-        assert any(v.startswith("vmc-boot-") and v.endswith("-vmlinux") for v in vols)
-        assert any(v.startswith("vmc-base-") for v in vols)
-        # The overlay volume in the pool kept the first run's write.
-        r = docker(d, "start", "-a", name)
-        assert (r.returncode, r.stdout) == (0, "hi\nkept\n"), r.stderr
-        assert docker(d, "rm", name).returncode == 0
-        vols = set(virsh("vol-list", pool, "--name").split())
-        assert not any(cid in v for v in vols), vols
-    finally:
-        remove_all_containers(d)
-        d.stop()
-        virsh("pool-destroy", pool, check=False)
-        shutil.rmtree(pool_dir, ignore_errors=True)
-

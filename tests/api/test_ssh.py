@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from apihelpers import Daemon
-
-SSHD = Path("/usr/sbin/sshd")
+from sshserver import running_sshd
 
 
 @dataclass
@@ -27,52 +24,19 @@ class Ssh:
     home: Path  # HOME of the client: its ~/.ssh holds the key and known_hosts
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                   check=True)
-    return path.with_suffix(".pub").read_text()
-
-
 @pytest.fixture(scope="module")
 def sshd(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ssh]:
-    d = tmp_path_factory.mktemp("sshd")
-    host_pub = _keygen(d / "hostkey")
-    home = d / "home"
-    (home / ".ssh").mkdir(parents=True)
-    user_pub = _keygen(home / ".ssh" / "id_ed25519")
-    (d / "authorized_keys").write_text(user_pub)
-    port = _free_port()
-    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}")
     remote_path = f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'hostkey'}\n"
-        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-        f"SetEnv PATH={remote_path} VMCONTAINER_HOST=unix://{daemon.sock} "
-        f"VMCONTAINER_ROOT={daemon.root} VMCONTAINER_NETWORK=user "  # as tests/conftest.py
-        f"VMCONTAINER_BOOT_DIR={os.environ['VMCONTAINER_BOOT_DIR']}\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(d / "sshd_config")],
-                            stderr=open(d / "sshd.log", "wb"))  # noqa: SIM115
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert proc.poll() is None, (d / "sshd.log").read_text()
-        assert time.monotonic() < deadline, "sshd did not listen"
-        time.sleep(0.05)
-    yield Ssh(f"ssh://root@127.0.0.1:{port}", home)
-    proc.terminate()
-    proc.wait(timeout=10)
-    shutil.rmtree(home, ignore_errors=True)
+    # The "remote" vmcontainer is this tree's, not whatever the venv has installed.
+    tree = Path(__file__).resolve().parents[2]
+    with running_sshd(tmp_path_factory.mktemp("sshd"), {
+            "PATH": remote_path, "PYTHONPATH": str(tree),
+            "VMCONTAINER_HOST": f"unix://{daemon.sock}",
+            "VMCONTAINER_ROOT": str(daemon.root),
+            "VMCONTAINER_NETWORK": "user",  # as tests/conftest.py: never bridges here
+            "VMCONTAINER_BOOT_DIR": os.environ["VMCONTAINER_BOOT_DIR"]}) as server:
+        yield Ssh(f"ssh://root@127.0.0.1:{server.port}", server.home)
+        shutil.rmtree(server.home, ignore_errors=True)
 
 
 def vmc(ssh: Ssh, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[bytes]:

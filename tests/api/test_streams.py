@@ -77,6 +77,45 @@ def test_attach_logs_after_exit(daemon: Daemon, name: str) -> None:
     daemon.request("DELETE", f"/containers/{cid}")
 
 
+def _attached(daemon: Daemon, cid: str) -> tuple[socket.socket, bytes]:
+    """A hijacked stream attach to ``cid``, once its headers came: (socket, headers)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(60)
+    sock.connect(str(daemon.sock))
+    sock.sendall(attach_request(cid, True))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(1)
+        assert data, f"connection closed after {head!r}"
+        head += data
+    sock.shutdown(socket.SHUT_WR)
+    return sock, head
+
+
+def _rest(sock: socket.socket, head: bytes) -> list[tuple[int, bytes]]:
+    raw = head
+    while data := sock.recv(65536):
+        raw += data
+    sock.close()
+    return deframe(split_response(raw)[2])
+
+
+def test_attach_to_an_exited_container_streams_its_next_run(daemon: Daemon,
+                                                            name: str) -> None:
+    """``docker start -a`` of an exited container: moby's attach waits for the next
+    run and streams it; removing the container instead ends the attach, empty."""
+    cid = created(daemon, name, ECHO_BOTH)
+    assert daemon.request("POST", f"/containers/{cid}/start").status == 204
+    assert daemon.request("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
+    sock, head = _attached(daemon, cid)
+    assert daemon.request("POST", f"/containers/{cid}/start").status == 204
+    assert sorted(_rest(sock, head)) == [(1, b"out\n"), (2, b"err\n")]  # this run only
+    assert daemon.request("POST", f"/containers/{cid}/wait").json()["StatusCode"] == 0
+    sock, head = _attached(daemon, cid)
+    assert daemon.request("DELETE", f"/containers/{cid}").status == 204
+    assert _rest(sock, head) == []
+
+
 def test_logs_framing_and_versions(daemon: Daemon, name: str) -> None:
     cid = created(daemon, name, ["sh", "-c", "echo 1; echo 2 >&2; echo 3"])
     daemon.request("POST", f"/containers/{cid}/start")

@@ -44,7 +44,7 @@ def render(s: MachineSpec, domain_type: str = "qemu", root: bool = True,
 
 
 def test_local_domain() -> None:
-    dom = ET.fromstring(render(spec()))
+    dom = ET.fromstring(render(spec(machine_type="q35")))
     assert dom.get("type") == "qemu" and dom.findtext("name") == "vmc-x"
     assert dom.find("memory").text == "256" and dom.find("memory").get("unit") == "MiB"
     assert dom.findtext("vcpu") == "2"
@@ -73,6 +73,8 @@ def test_local_domain() -> None:
     assert share.find("source").get("dir") == "/srv/src"
     assert share.find("target").get("dir") == "bind0" and share.find("readonly") is not None
     assert config.find("target").get("dev") == "vdb" and config.findtext("serial") == "config"
+    (serial_ctl,) = dom.findall("devices/controller[@type='virtio-serial']")
+    assert serial_ctl.get("ports") == "2" and serial_ctl.find("address") is None  # PCI
     (channel,) = dom.findall("devices/channel")
     assert channel.get("type") == "unix"
     assert channel.find("source").attrib == {"mode": "bind"}  # path: libvirt's choice
@@ -84,6 +86,31 @@ def test_local_domain() -> None:
     assert dom.find("devices/controller[@type='usb']").get("model") == "none"
     assert dom.find("seclabel").attrib == {"type": "static", "model": "dac", "relabel": "no"}
     assert dom.find(f"metadata/{{{METADATA_NS}}}container").get("id") == OWNER
+
+
+def test_microvm_domain_puts_every_virtio_device_on_mmio() -> None:
+    """libvirt 9.0 renders microvm when each virtio device has an explicit
+    virtio-mmio address (a ``virtio-*-device``); the machine's options come as a
+    second ``-machine`` that QEMU merges; a user NIC is a ``virtio-net-device``."""
+    s = spec(nics=(NicSpec("net0", "02:42:0a:00:02:0f"),
+                   NicSpec("net1", "02:42:ac:11:00:02", netdev="tap", tap="vmct1")))
+    dom = ET.fromstring(domain_for(s, HostPaths.local(s), OWNER, "qemu", True,
+                                   cmdline="console=ttyS0 tsc_early_khz=1",
+                                   machine_options="pit=off,isa-serial=off").xml())
+    assert dom.find("os/type").get("machine") == "microvm"
+    assert dom.findtext("os/cmdline") == "console=ttyS0 tsc_early_khz=1"
+    virtio = [*dom.findall("devices/disk"), *dom.findall("devices/filesystem"),
+              *dom.findall("devices/interface"), *dom.findall("devices/rng"),
+              *dom.findall("devices/controller[@type='virtio-serial']")]
+    assert len(virtio) == 6
+    for el in virtio:
+        assert el.find("address").attrib == {"type": "virtio-mmio"}, el.tag
+    assert not dom.findall("devices/controller[@type='pci']")
+    qemu = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+    args = [a.get("value") for a in dom.iterfind(f"{qemu}commandline/{qemu}arg")]
+    assert args[2:] == ["-device", "virtio-net-device,netdev=net0,mac=02:42:0a:00:02:0f,"
+                        "id=devnet0", "-machine", "pit=off,isa-serial=off"]
+    assert "ICH9-LPC" not in " ".join(args)
 
 
 def test_kvm_session_and_remote_paths() -> None:

@@ -23,7 +23,8 @@ def raw_socket(conn: Any) -> socket.socket:
     return getattr(conn, "_sock", conn)  # type: ignore[no-any-return]
 
 
-def copy_stdin(sock: socket.socket, detach_keys: bytes, detached: threading.Event) -> None:
+def copy_stdin(sock: socket.socket, detach_keys: bytes = b"",
+               detached: threading.Event | None = None) -> None:
     """This process's stdin into ``sock``, then half-close it (the far end reads EOF).
     Bytes go through unchanged: the daemon's escape proxy acts on ``detach_keys``
     (and ends the stream); seeing them here sets ``detached`` and closes ``sock``."""
@@ -31,7 +32,7 @@ def copy_stdin(sock: socket.socket, detach_keys: bytes, detached: threading.Even
     scanner = DetachScanner(detach_keys)
     try:
         while data := os.read(fd, CHUNK):
-            if scanner.feed(data)[1]:
+            if scanner.feed(data)[1] and detached is not None:
                 detached.set()  # before the daemon, seeing the keys, ends the stream
                 sock.sendall(data)
                 sock.shutdown(socket.SHUT_RDWR)

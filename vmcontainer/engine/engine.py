@@ -350,6 +350,9 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixi
         except ContainerNotFound:  # already gone (auto-remove raced a client)
             return
         remove_container(self.ctx, cid, force=True)
+        output = self._outputs.pop(cid, None)
+        if output is not None:  # clients attached for a next run that will not come
+            output.close()
         try:
             await self.ctx.backend.discard(cid)
         except VmcError as err:

@@ -144,7 +144,11 @@ class MaintenanceVMs:
             vcpus=1, run_dir=run_dir,
             disks=(DiskSpec(directory / "rootfs.qcow2", "rootfs"),
                    DiskSpec(run_dir / "config.iso", "config", format="raw", readonly=True)),
-            channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),))
+            channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
+            # The container's own: a remote libvirt host keeps the container's disk
+            # in a volume named by its owner, which this boot must use, not the
+            # local overlay (stale once the container has run there).
+            owner=c.id)
 
     async def _boot(self, c: Container) -> _Booted:
         t0 = time.monotonic()

@@ -77,11 +77,13 @@ class OutputMixin:
     def attach(self, ref: str, *, logs: bool = False, stream: bool = True,
                stdout: bool = True, stderr: bool = True) -> AsyncIterator[Chunk]:
         """Subscribes now: with ``stream``, the live output of the current run (or of
-        the next one, for a container not started yet) until its process ends."""
+        the next one, for a container created or exited: ``docker start -a`` attaches
+        before it starts, as moby's attach waits on a stopped container) until its
+        process ends or the container is removed."""
         c = self.ctx.store.find(ref)
         live: AsyncIterator[Chunk] | None = None
-        if stream and (c.id in self._outputs or c.state.status == Status.CREATED
-                       or c.id in self._running):
+        if stream and (c.id in self._outputs or c.id in self._running
+                       or c.state.status in (Status.CREATED, Status.EXITED)):
             live = self._outputs.setdefault(c.id, Broadcast()).subscribe()
         wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
         return self._attached(c.id, logs, live, wanted)

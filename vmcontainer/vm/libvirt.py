@@ -17,10 +17,13 @@ import logging
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
+from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, boot_cmdline, kernel_accepts
+from vmcontainer.vm.host import host_tsc_khz
 from vmcontainer.vm.libvirtconn import Connection, _libvirt, is_remote
 from vmcontainer.vm.libvirtrelay import ChannelRelay
 from vmcontainer.vm.libvirtstore import VolumePlacer
@@ -32,6 +35,7 @@ from vmcontainer.vm.libvirtxml import (
     owner_of,
 )
 from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.qemuargs import microvm_options
 from vmcontainer.vm.spec import MachineSpec
 
 log = logging.getLogger(__name__)
@@ -62,6 +66,7 @@ class LibvirtMachine:
         self._dirfd = os.open(spec.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self._pid = backend.qemu_pid(spec.name)
         backend.conn.listen(self._uuid, self._on_event)
+        backend.watched[spec.name] = spec.owner
 
     async def _setup(self) -> None:
         """Learn the channels' socket paths (chosen by libvirt) from the live XML; on
@@ -102,6 +107,7 @@ class LibvirtMachine:
     def _let_go(self) -> None:
         """Stop listening for the domain's events; close relays and the run dir fd."""
         self._backend.conn.unlisten(self._uuid)
+        self._backend.watched.pop(self.name, None)
         for relay in self._relays:
             relay.close()
         if self._dirfd >= 0:
@@ -245,6 +251,9 @@ class LibvirtBackend:
         self._accel = accel
         self.remote = is_remote(conn.uri)
         self._placer = VolumePlacer(conn, pool) if self.remote else None
+        # Domain name -> owner of the machines that listen for their events here:
+        # running until their STOPPED event, so ``alive`` answers without libvirt.
+        self.watched: dict[str, str] = {}
 
     @classmethod
     async def open(cls, uri: str, accel: str, pool: str = "default") -> LibvirtBackend:
@@ -298,8 +307,10 @@ class LibvirtBackend:
             raise InvalidParameter("bind mounts need the daemon's own filesystem: not "
                                    "available on a remote libvirt host")
         paths = (await self._placer.place(spec)) if self._placer else HostPaths.local(spec)
+        spec, cmdline, options = self._boot(spec)
         xml = domain_for(spec, paths, spec.owner, "kvm" if self._accel == "kvm" else "qemu",
-                         run_as_root=self._system()).xml()
+                         run_as_root=self._system(), cmdline=cmdline,
+                         machine_options=options).xml()
         log.debug("creating domain %s:\n%s", spec.name, xml)
         lv = _libvirt()
         try:
@@ -311,6 +322,19 @@ class LibvirtBackend:
             raise System(f"libvirt could not start {spec.name}: "
                          f"{err.get_error_message()}") from err
         return await self._machine(spec, dom)
+
+    def _boot(self, spec: MachineSpec) -> tuple[MachineSpec, str, str]:
+        """The machine type, kernel command line and microvm options, as the qemu
+        backend boots ``spec``. microvm under TCG needs the host's TSC frequency on
+        the command line (~40% of boots hang without it: DESIGN.md), which only a
+        local host tells: a remote TCG host gets q35 (PIT and HPET calibrate it)."""
+        if spec.machine_type == "microvm" and self.remote and self._accel != "kvm":
+            spec = replace(spec, machine_type="q35")
+        lapic_timer = kernel_accepts(spec.kernel, LAPIC_TIMER_PARAM)
+        tsc_khz = None if self.remote else host_tsc_khz()
+        options = (microvm_options(self._accel, lapic_timer, isa_serial=False)
+                   if spec.machine_type == "microvm" else "")
+        return spec, boot_cmdline(spec, self._accel, tsc_khz, lapic_timer), options
 
     async def _machine(self, spec: MachineSpec, dom: Any) -> LibvirtMachine:
         machine = LibvirtMachine(spec, self, dom)
@@ -329,7 +353,10 @@ class LibvirtBackend:
         return await self._machine(spec, dom)
 
     def alive(self, name: str, owner: str, pid: int) -> bool:
-        """Whether our domain ``name`` (owner ``owner``) is running (blocking call)."""
+        """Whether our domain ``name`` (owner ``owner``) is running: at once for a
+        domain watched here, else through libvirt (blocking calls)."""
+        if self.watched.get(name) == owner:
+            return True
         try:
             dom = self.conn.conn.lookupByName(name)
             return bool(dom.isActive()) and owner_of(dom.XMLDesc(0)) == owner

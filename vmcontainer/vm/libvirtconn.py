@@ -81,6 +81,10 @@ class Connection:
         does not answer."""
         libvirt = _libvirt()
         _ensure_event_thread(libvirt)
+        if urlsplit(uri).scheme.endswith("+libssh"):
+            log.warning("libvirt's libssh transport hangs or crashes in "
+                        "virDomainOpenChannel (libvirt 9.0); use qemu+ssh:// instead of %s",
+                        uri.split("?")[0])
         try:
             conn = await asyncio.to_thread(libvirt.open, uri)
             if is_remote(uri):

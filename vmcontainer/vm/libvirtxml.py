@@ -6,8 +6,12 @@ What is rendered: direct kernel boot (kernel, initrd, cmdline), memory, vCPUs, C
 model, disks (virtio-blk, serial, qcow2/raw, read-only, an explicit backing store),
 virtio-serial channels (unix sockets, path chosen by libvirt), the serial console (a
 file or nothing), a virtio RNG, on_poweroff/reboot/crash ``destroy`` and the owner's
-metadata. Not rendered yet: NICs and 9p shares (MachineSpec has none so far); each
-becomes one more device class appended in ``devices()``.
+metadata, tap NICs, 9p shares, and user-networking NICs as QEMU arguments.
+
+Machines: ``microvm`` (libvirt 9.0 renders it: each virtio device is given an
+explicit ``<address type='virtio-mmio'/>``, which makes it a ``virtio-*-device``,
+and the machine's own options come as one more ``-machine`` that QEMU merges) or
+``q35`` (virtio-pci; PCIe root ports for NIC hot-plug).
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
+def _mmio(el: ET.Element, mmio: bool) -> None:
+    """On microvm: the device on virtio-mmio (libvirt would place it on PCI)."""
+    if mmio:
+        _sub(el, "address", type="virtio-mmio")
+
+
 @dataclass(frozen=True)
 class Disk:
     """A virtio-blk disk. ``path``: the file on the hypervisor's host; ``backing``: the
@@ -42,6 +52,7 @@ class Disk:
     format: str = "qcow2"
     readonly: bool = False
     backing: PurePosixPath | None = None
+    mmio: bool = False
 
     def render(self, devices: ET.Element) -> None:
         disk = _sub(devices, "disk", type="file", device="disk")
@@ -56,6 +67,7 @@ class Disk:
         if self.readonly:
             _sub(disk, "readonly")
         _sub(disk, "serial", self.serial)
+        _mmio(disk, self.mmio)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class Filesystem:
     path: PurePosixPath
     tag: str
     readonly: bool = False
+    mmio: bool = False
 
     def render(self, devices: ET.Element) -> None:
         fs = _sub(devices, "filesystem", type="mount", accessmode="passthrough")
@@ -74,6 +87,7 @@ class Filesystem:
         _sub(fs, "target", dir=self.tag)
         if self.readonly:
             _sub(fs, "readonly")
+        _mmio(fs, self.mmio)
 
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -93,12 +107,14 @@ class TapInterface:
 
     mac: str
     tap: str
+    mmio: bool = False
 
     def render(self, devices: ET.Element) -> None:
         iface = _sub(devices, "interface", type="ethernet")
         _sub(iface, "mac", address=self.mac)
         _sub(iface, "target", dev=self.tap, managed="no")
         _sub(iface, "model", type="virtio")
+        _mmio(iface, self.mmio)
 
     def xml(self) -> str:
         holder = ET.Element("devices")
@@ -131,6 +147,21 @@ class RootPorts:
         _sub(devices, "controller", type="pci", index="0", model="pcie-root")
         for _ in range(self.count):
             _sub(devices, "controller", type="pci", model="pcie-root-port")
+
+
+@dataclass(frozen=True)
+class VirtioSerial:
+    """The virtio-serial controller the channels sit on, with ``ports`` ports (the
+    guest sets up two virtqueues per port at probe time: only as many as used, as
+    the qemu backend's ``max_ports``)."""
+
+    ports: int
+    mmio: bool = False
+
+    def render(self, devices: ET.Element) -> None:
+        ctl = _sub(devices, "controller", type="virtio-serial", index="0",
+                   ports=str(self.ports))
+        _mmio(ctl, self.mmio)
 
 
 @dataclass(frozen=True)
@@ -167,9 +198,12 @@ class Console:
 class Rng:
     """virtio-rng from the host's /dev/urandom (the guest's entropy at boot)."""
 
+    mmio: bool = False
+
     def render(self, devices: ET.Element) -> None:
         rng = _sub(devices, "rng", model="virtio")
         _sub(rng, "backend", "/dev/urandom", model="random")
+        _mmio(rng, self.mmio)
 
 
 @dataclass(frozen=True)
@@ -181,8 +215,8 @@ class NoDefaults:
         _sub(devices, "memballoon", model="none")
 
 
-Device = (Disk | Filesystem | TapInterface | UserNic | RootPorts | Channel | Console | Rng
-          | NoDefaults)
+Device = (Disk | Filesystem | TapInterface | UserNic | RootPorts | VirtioSerial | Channel
+          | Console | Rng | NoDefaults)
 
 
 @dataclass(frozen=True)
@@ -190,7 +224,9 @@ class Domain:
     """One domain. ``domain_type``: ``qemu`` (TCG) or ``kvm``; ``machine``: a QEMU
     machine type; ``owner``: the ID written into <metadata> (the container ID);
     ``run_as_root``: a static DAC label 0:0 without relabelling, for system
-    connections (the files stay the daemon's, as with the qemu backend)."""
+    connections (the files stay the daemon's, as with the qemu backend);
+    ``machine_options``: more ``-machine`` options (``pit=off,...``), which QEMU
+    merges into libvirt's own ``-machine``."""
 
     name: str
     domain_type: str
@@ -203,6 +239,7 @@ class Domain:
     owner: str
     devices: tuple[Device, ...] = field(default=())
     run_as_root: bool = False
+    machine_options: str = ""
 
     def element(self) -> ET.Element:
         dom = ET.Element("domain", type=self.domain_type)
@@ -229,6 +266,8 @@ class Domain:
             sec = _sub(dom, "seclabel", type="static", model="dac", relabel="no")
             _sub(sec, "label", "+0:+0")
         args = [a for d in self.devices if isinstance(d, UserNic) for a in d.args]
+        if self.machine_options:
+            args += ["-machine", self.machine_options]
         if self.machine == "q35":
             # Native PCIe hot-plug on the root ports libvirt puts devices behind, as
             # the qemu backend sets it (vm.qemu): QEMU's default signals hot-plug
@@ -271,18 +310,23 @@ class HostPaths:
 
 
 def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str,
-               run_as_root: bool) -> Domain:
-    """The Domain of ``spec`` (on ``q35``: libvirt has no virtio-mmio for ``microvm``,
-    so both machine types map to q35's virtio-pci devices)."""
+               run_as_root: bool, cmdline: str | None = None,
+               machine_options: str = "") -> Domain:
+    """The Domain of ``spec`` on its machine type (``microvm``: virtio-mmio devices,
+    ``machine_options`` as for Domain; ``q35``: virtio-pci). ``cmdline``: the full
+    kernel command line (default: the spec's own parts)."""
+    mmio = spec.machine_type == "microvm"
     devices: list[Device] = []
     for i, (disk, path, backing) in enumerate(zip(spec.disks, paths.disks, paths.backing,
                                                   strict=True)):
         devices.append(Disk(path, disk.serial, f"vd{chr(ord('a') + i)}", disk.format,
-                            disk.readonly, backing))
-    devices += [Filesystem(PurePosixPath(s.path), s.tag, s.readonly) for s in spec.shares]
+                            disk.readonly, backing, mmio))
+    devices += [Filesystem(PurePosixPath(s.path), s.tag, s.readonly, mmio) for s in spec.shares]
     for nic in spec.nics:
         if nic.netdev == "tap":
-            devices.append(TapInterface(nic.mac, nic.tap))
+            devices.append(TapInterface(nic.mac, nic.tap, mmio))
+        elif mmio:
+            devices.append(UserNic(tuple(replace(nic, bus="").qemu_args("virtio-net-device"))))
         else:  # without bus=: libvirt places its own devices, QEMU this one on pcie.0
             # An explicit slot on pcie.0 that libvirt's own placement (root ports
             # from slot 1 up, ICH9 functions at 0x1f) does not reach.
@@ -291,14 +335,17 @@ def domain_for(spec: MachineSpec, paths: HostPaths, owner: str, domain_type: str
             devices.append(UserNic(tuple(args)))
     if spec.hotplug_slots:
         devices.append(RootPorts(spec.hotplug_slots))
+    if spec.channels:
+        devices.append(VirtioSerial(len(spec.channels) + 1, mmio))  # port 0: virtconsole's
     devices += [Channel(ch.name) for ch in spec.channels]
-    devices += [Console(paths.console), Rng(), NoDefaults()]
+    devices += [Console(paths.console), Rng(mmio), NoDefaults()]
+    if cmdline is None:
+        cmdline = " ".join(c for c in (spec.cmdline, *spec.extra_cmdline) if c)
     return Domain(
-        name=spec.name, domain_type=domain_type, machine="q35",
+        name=spec.name, domain_type=domain_type, machine=spec.machine_type,
         memory_mib=spec.memory_mib, vcpus=spec.vcpus, kernel=paths.kernel,
-        initrd=paths.initramfs, cmdline=" ".join(c for c in (spec.cmdline,
-                                                             *spec.extra_cmdline) if c),
-        owner=owner, devices=tuple(devices), run_as_root=run_as_root)
+        initrd=paths.initramfs, cmdline=cmdline, owner=owner, devices=tuple(devices),
+        run_as_root=run_as_root, machine_options=machine_options if mmio else "")
 
 
 def owner_of(xml: str) -> str | None:

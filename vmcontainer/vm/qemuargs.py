@@ -17,7 +17,14 @@ QEMU_BINARY = "qemu-system-x86_64"
 # a guest without a PIT can only run its LAPIC timer when given the timer's clock
 # (guestkernel.boot_cmdline, lapic_timer_khz); a kernel that does not accept it keeps
 # the PIT and PIC, or no timer ever fires and `sleep` hangs.
-_MICROVM = "microvm,x-option-roms=off,acpi=off,pit={legacy},pic={legacy},isa-serial=on,rtc=on"
+_MICROVM = "x-option-roms=off,acpi=off,pit={legacy},pic={legacy},isa-serial={serial},rtc=on"
+
+
+def microvm_options(accel: str, lapic_timer: bool, isa_serial: bool = True) -> str:
+    """microvm's ``-machine`` options (after ``microvm,``); ``isa_serial`` off where
+    the console is a separate ``isa-serial`` device (libvirt's)."""
+    return _MICROVM.format(legacy="on" if accel == "tcg" and not lapic_timer else "off",
+                           serial="on" if isa_serial else "off")
 
 
 def _device(kind: str, machine_type: str) -> str:
@@ -32,7 +39,7 @@ def machine_arg(spec: MachineSpec, accel: str, lapic_timer: bool) -> str:
     ram = ",memory-backend=ram0" if spec.memory_file else ""
     if spec.machine_type != "microvm":
         return spec.machine_type + ram
-    return _MICROVM.format(legacy="on" if accel == "tcg" and not lapic_timer else "off") + ram
+    return "microvm," + microvm_options(accel, lapic_timer) + ram
 
 
 def qemu_argv(spec: MachineSpec, binary: str, accel: str, tsc_khz: int | None,
