@@ -268,6 +268,10 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
         vmc_net_on_config(id, payload, len);
         return;
     }
+    if (type == VMC_MSG_NET_RELEASE) {
+        vmc_net_on_release(id, payload, len);
+        return;
+    }
     struct session *s = find(id);
     if (s == NULL || s->exited)
         return;

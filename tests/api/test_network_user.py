@@ -145,7 +145,7 @@ def test_user_mode_lists_the_builtin_networks_only(daemon: Daemon) -> None:
     net = json.loads(docker(daemon, "network", "inspect", "bridge").stdout)[0]
     assert net["IPAM"]["Config"] == [{"Subnet": "10.0.2.0/24", "Gateway": "10.0.2.2"}]
     r = docker(daemon, "network", "create", "appnet")
-    assert r.returncode == 1 and "VMCONTAINER_NETWORK=bridge" in r.stderr, r.stderr
+    assert r.returncode == 1 and "--network-mode bridge" in r.stderr, r.stderr
     r = docker(daemon, "network", "rm", "bridge")
     assert r.returncode == 1 and "pre-defined network" in r.stderr, r.stderr
 
