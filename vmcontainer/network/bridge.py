@@ -69,13 +69,7 @@ class BridgeNetworks:
                 name=DEFAULT_NETWORK, created=_now(), subnet=str(pool.subnet),
                 gateway=str(pool.gateway), builtin=True,
                 options={"com.docker.network.bridge.default_bridge": "true"})
-            self.store.save(net)
-            try:
-                self._plumb(net)
-            except BaseException:
-                self._unplumb(net)
-                self.store.delete(net.id)
-                raise
+            self._add(net)
         for net in self.store.all():
             self._plumb(net)
         for cid in {cid for net in self.store.all() for cid in net.endpoints}:
@@ -89,6 +83,17 @@ class BridgeNetworks:
 
     def _dns(self, net: NetworkRecord) -> Dnsmasq:
         return Dnsmasq(self.store.dir / net.id, net.gateway)
+
+    def _add(self, net: NetworkRecord) -> None:
+        """Record ``net`` and make its bridge, addresses and rules; on any failure
+        undo both, so that no half-made network stays behind."""
+        self.store.save(net)
+        try:
+            self._plumb(net)
+        except BaseException:
+            self._unplumb(net)
+            self.store.delete(net.id)
+            raise
 
     def _plumb(self, net: NetworkRecord) -> None:
         # nftables first: one atomic transaction, naming the bridge before it exists
@@ -124,13 +129,7 @@ class BridgeNetworks:
                             internal=internal, labels=dict(labels or {}),
                             options=dict(driver_opts or {}), attachable=attachable,
                             ipam_options=dict(ipam_options or {}))
-        self.store.save(net)
-        try:
-            self._plumb(net)
-        except BaseException:
-            self._unplumb(net)
-            self.store.delete(net.id)
-            raise
+        self._add(net)
         return net
 
     def _unplumb(self, net: NetworkRecord) -> None:

@@ -34,7 +34,7 @@ from vmcontainer.vm.libvirtxml import (
     domain_for,
     owner_of,
 )
-from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.nic import NicSpec, release_by_guest
 from vmcontainer.vm.qemuargs import microvm_options
 from vmcontainer.vm.spec import MachineSpec
 
@@ -192,11 +192,7 @@ class LibvirtMachine:
         if iface is None:
             raise NotFound(f"no NIC with MAC {mac}")
         if release is not None:
-            try:
-                await release()
-            except Exception as err:  # the slow way below still works
-                log.warning("%s: the guest did not release NIC %s itself (%s); asking "
-                            "through libvirt", self.name, mac, err)
+            await release_by_guest(release, self.name, mac, "libvirt")
             iface = await self._interface(mac)
         if iface is not None:
             await self._call("detach interface", self._dom.detachDeviceFlags,

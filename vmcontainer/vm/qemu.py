@@ -21,7 +21,7 @@ from typing import Any
 from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
 from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, kernel_accepts
 from vmcontainer.vm.host import host_tsc_khz
-from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.nic import NicSpec, release_by_guest
 from vmcontainer.vm.process import WatchedProcess, hypervisor_alive
 from vmcontainer.vm.qemuargs import QEMU_BINARY, qemu_argv
 from vmcontainer.vm.spec import MachineSpec
@@ -213,12 +213,7 @@ class QemuMachine:
         nic = next((d for d in await self._nics() if d["mac"] == mac), None)
         if nic is None:
             raise NotFound(f"no NIC with MAC {mac}")
-        if release is not None:
-            try:
-                await release()
-            except Exception as err:  # the slow way below still works
-                log.warning("%s: the guest did not release NIC %s itself (%s); asking "
-                            "through QEMU", self.name, mac, err)
+        await release_by_guest(release, self.name, mac, "QEMU")
         if nic["id"] in await self._peripherals():
             await self._command("device_del", arguments={"id": nic["id"]})
         deadline = asyncio.get_running_loop().time() + timeout
