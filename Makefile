@@ -12,10 +12,10 @@ APT_PKGS := qemu-system-x86 qemu-utils e2fsprogs skopeo umoci busybox-static \
 # tests start `virtlogd -d` and `libvirtd -d` themselves (tests/backends.py).
 LIBVIRT_PKGS := libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
 # Only the tests need these (sshd for `-H ssh://`, docker-registry for pull and push,
-# and a docker CLI: Debian's docker.io when none is on PATH), installed without
-# starting or enabling their system services (policy-rc.d answers 101: "action
-# forbidden").
-TEST_PKGS := openssh-server docker-registry openssl
+# docker-compose for a compose project on bridge networks, and a docker CLI: Debian's
+# docker.io when none is on PATH), installed without starting or enabling their
+# system services (policy-rc.d answers 101: "action forbidden").
+TEST_PKGS := openssh-server docker-registry openssl docker-compose
 STAMP   := $(VENV)/.installed
 
 .PHONY: deps test-deps install demo test lint bench clean

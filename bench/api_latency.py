@@ -31,6 +31,11 @@ from imagebuild import busybox_rootfs_tar, write_docker_archive
 
 from vmcontainer.config import Settings
 
+# The daemons here run in the host's network namespace: user-mode networking, so
+# that no bridge or nftables table is made there (bench/net_boot.py measures bridge
+# mode inside a namespace of its own).
+os.environ["VMCONTAINER_NETWORK"] = "user"
+
 RLIMIT = 4096
 
 

@@ -33,6 +33,11 @@ from imagebuild import busybox_rootfs_tar, write_docker_archive
 
 from vmcontainer.config import Settings
 
+# The daemons here run in the host's network namespace: user-mode networking, so
+# that no bridge or nftables table is made there (bench/net_boot.py measures bridge
+# mode inside a namespace of its own).
+os.environ["VMCONTAINER_NETWORK"] = "user"
+
 
 def bench(backend: str, archive: Path, n: int, warm: bool = True) -> list[float]:
     with tempfile.TemporaryDirectory(prefix=f"vmc-bench-{backend}-") as tmp:

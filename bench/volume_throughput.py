@@ -29,6 +29,11 @@ from imagebuild import busybox_rootfs_tar, write_docker_archive
 
 from vmcontainer.config import Settings
 
+# The daemons here run in the host's network namespace: user-mode networking, so
+# that no bridge or nftables table is made there (bench/net_boot.py measures bridge
+# mode inside a namespace of its own).
+os.environ["VMCONTAINER_NETWORK"] = "user"
+
 GUEST = ("mkdir -p {d}; u() {{ cut -d' ' -f1 /proc/uptime; }}; t0=$(u); "
          "dd if=/dev/zero of={d}/f bs=1M count={n} conv=fsync 2>/dev/null; t1=$(u); sync; "
          "echo 3 > /proc/sys/vm/drop_caches; t2=$(u); dd if={d}/f of=/dev/null bs=1M "

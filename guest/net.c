@@ -61,8 +61,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* The name of the interface with MAC mac into out (IFNAMSIZ); 0 or -1. */
-static int find_by_mac(int fd, const unsigned char mac[6], char *out)
+int vmc_net_find_by_mac(int fd, const unsigned char mac[6], char *out)
 {
     struct if_nameindex *list = if_nameindex();
     int rc = -1;
@@ -170,7 +169,7 @@ int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen)
     for (size_t i = 0; i < net->n; i++) {
         const struct vmc_net_iface *f = &net->ifaces[i];
         const unsigned char *m = f->has_template_mac ? f->template_mac : f->mac;
-        if (find_by_mac(fd, m, cur[i]) < 0) {
+        if (vmc_net_find_by_mac(fd, m, cur[i]) < 0) {
             fail(err, errlen, "network: no interface with MAC %02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3],
                  m[4], m[5]);
             goto out;
@@ -247,7 +246,7 @@ static void wait_for_nics(const struct vmc_net_config *net)
         size_t found = 0;
         char name[IFNAMSIZ];
         for (size_t i = 0; i < net->n; i++)
-            found += find_by_mac(fd, net->ifaces[i].mac, name) == 0;
+            found += vmc_net_find_by_mac(fd, net->ifaces[i].mac, name) == 0;
         if (found == net->n)
             break;
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};

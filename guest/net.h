@@ -30,6 +30,13 @@ struct vmc_net_config {
 int vmc_net_config_parse(json_object *root, struct vmc_net_config *net, char *err, size_t errlen);
 void vmc_net_config_free(struct vmc_net_config *net);
 
+/* "xx:xx:xx:xx:xx:xx" into mac. 0, or -1 for anything else (NULL included). */
+int vmc_net_parse_mac(const char *s, unsigned char mac[6]);
+
+/* The name of the interface with MAC mac into out (IFNAMSIZ), looked up through
+ * the AF_INET socket fd. 0, or -1 with errno ENODEV. */
+int vmc_net_find_by_mac(int fd, const unsigned char mac[6], char *out);
+
 /* Configure every NIC of net: found by MAC (by template_mac, then given mac, where
  * has_template_mac), renamed, MTU, address, up; then the default route through the
  * first gateway. 0, or -1 with a message in err. */
@@ -38,5 +45,10 @@ int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen);
 /* NET_CONFIG (guest/PROTOCOL.md): configure hot-plugged NICs, waiting up to
  * NET_WAIT_MS for each to appear; answers NET_RESULT on `session`. */
 void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len);
+
+/* NET_RELEASE (guest/PROTOCOL.md): power off the hot-plug slot of the NIC the
+ * payload's "mac" names, so that QEMU detaches it at once; answers NET_RESULT on
+ * `session`. */
+void vmc_net_on_release(uint16_t session, const uint8_t *payload, size_t len);
 
 #endif

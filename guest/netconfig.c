@@ -19,7 +19,7 @@ static const char *member_string(json_object *obj, const char *key)
     return (size_t)json_object_get_string_len(v) == strlen(s) ? s : NULL;
 }
 
-static int parse_mac(const char *s, unsigned char mac[6])
+int vmc_net_parse_mac(const char *s, unsigned char mac[6])
 {
     unsigned int b[6];
     char tail;
@@ -56,11 +56,11 @@ static int parse_iface(json_object *o, size_t i, struct vmc_net_iface *f, char *
     memset(f, 0, sizeof *f);
     if (!json_object_is_type(o, json_type_object))
         return vmc_config_fail(err, errlen, "\"network.interfaces[%zu]\" must be an object", i);
-    if (parse_mac(member_string(o, "mac"), f->mac) < 0)
+    if (vmc_net_parse_mac(member_string(o, "mac"), f->mac) < 0)
         return vmc_config_fail(err, errlen, "\"network.interfaces[%zu].mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
     json_object *tm;
     if (json_object_object_get_ex(o, "template_mac", &tm) && tm != NULL) {
-        if (parse_mac(member_string(o, "template_mac"), f->template_mac) < 0)
+        if (vmc_net_parse_mac(member_string(o, "template_mac"), f->template_mac) < 0)
             return vmc_config_fail(err, errlen,
                                    "\"network.interfaces[%zu].template_mac\" must be a MAC address (xx:xx:xx:xx:xx:xx)", i);
         f->has_template_mac = 1;

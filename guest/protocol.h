@@ -39,6 +39,7 @@
 #define VMC_MSG_SYNC 0x8a
 #define VMC_MSG_NET_CONFIG 0x88
 #define VMC_MSG_CONFIG 0x8b
+#define VMC_MSG_NET_RELEASE 0x8d
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
 #define VMC_MAX_HOST_PAYLOAD 65536u

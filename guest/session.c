@@ -5,7 +5,9 @@
  * session's stdin is buffered (never a blocking write to a process); above
  * VMC_STDIN_BOUND bytes in one session the port is not read until it drains.
  * An EXEC session ends with EXIT once its process was reaped and its output
- * reached EOF; the main session ends last (its EXIT is the caller's). */
+ * reached EOF; the main session ends last (its EXIT is the caller's).
+ * One file (~460 lines) for one reason: the session table is this loop's own
+ * static state, and every frame handler below adds to it or looks in it. */
 #include "session.h"
 #include "net.h"
 
@@ -266,6 +268,10 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
     }
     if (type == VMC_MSG_NET_CONFIG) {
         vmc_net_on_config(id, payload, len);
+        return;
+    }
+    if (type == VMC_MSG_NET_RELEASE) {
+        vmc_net_on_release(id, payload, len);
         return;
     }
     struct session *s = find(id);

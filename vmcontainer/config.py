@@ -28,6 +28,22 @@ def default_root() -> Path:
     return Path(xdg) / "vmcontainer"
 
 
+NETWORK_MODES = ("user", "bridge")
+
+
+def network_mode(asked: str | None = None) -> str:
+    """The daemon's network mode: ``asked`` (``--network-mode``, daemon.json
+    ``network-mode``), else ``VMCONTAINER_NETWORK``, else ``bridge`` as root and
+    ``user`` otherwise (see ``Settings``). Raises InvalidParameter for a value
+    other than ``user`` or ``bridge``."""
+    env = os.environ.get("VMCONTAINER_NETWORK")
+    mode = asked or env or ("bridge" if os.geteuid() == 0 else "user")
+    if mode not in NETWORK_MODES:
+        where = "" if asked else " (VMCONTAINER_NETWORK)"
+        raise InvalidParameter(f"invalid network mode {mode!r}{where}: use user or bridge")
+    return mode
+
+
 @dataclass(frozen=True)
 class Settings:
     """``root``: the data root; ``boot_dir``: cached kernels and initramfs images;
@@ -37,11 +53,18 @@ class Settings:
     a published port without a host IP listens (Docker's ``--ip``; Docker's default
     is 0.0.0.0, vmcontainer's loopback: DESIGN.md "Networking"); ``network_driver``:
     ``user`` (QEMU user networking, no privilege, nothing changed on the host) or
-    ``bridge`` (root: Linux bridges, taps, nftables, dnsmasq), from
-    ``VMCONTAINER_NETWORK``. Docker has no such switch (rootless Docker always
-    uses slirp); ``user`` stays the default even as root until bridge mode has
-    every user-mode feature (UDP ports), and so that a root test or CLI run never
-    changes the host's interfaces unasked.
+    ``bridge`` (root: Linux bridges, taps, nftables, dnsmasq), as ``network_mode``
+    chooses it. ``bridge`` is the default as root because that is what a root
+    dockerd is: it creates docker0, and Docker users expect user-defined networks,
+    names between containers, ``docker network connect`` and ``docker compose``
+    (which creates a project network) to work; user mode has none of these.
+    Bridge mode now has every user-mode feature (TCP and UDP ports, outbound
+    NAT); it costs ~0.15 s more per ``docker run`` (q35 with hot-plug slots
+    instead of microvm: ``bench/net_boot.py``), and, as installing Docker does,
+    it changes the host: a bridge for the default network, nftables tables, IPv4
+    forwarding on. A user without root gets ``user``, as rootless Docker gets
+    slirp: it cannot make bridges. Tests force ``user`` (``VMCONTAINER_NETWORK``)
+    except inside network namespaces they create.
     ``warm_start``: containers clone VM templates where they can
     (``vmcontainer.engine.warm``; ``VMCONTAINER_WARM_START=0`` turns it off)."""
 
@@ -57,14 +80,13 @@ class Settings:
     warm_start: bool = True
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, network: str | None = None) -> Settings:
+        """From the environment; ``network``: the network mode asked for (see
+        ``network_mode``). Raises InvalidParameter (a bad network mode)."""
         root = default_root()
         boot = os.environ.get("VMCONTAINER_BOOT_DIR")
-        driver = os.environ.get("VMCONTAINER_NETWORK") or "user"
-        if driver not in ("user", "bridge"):
-            raise InvalidParameter(f"VMCONTAINER_NETWORK must be user or bridge, not {driver!r}")
         return cls(root=root, boot_dir=Path(boot) if boot else root / "boot",
-                   network_driver=driver,
+                   network_driver=network_mode(network),
                    warm_start=os.environ.get("VMCONTAINER_WARM_START", "1") != "0")
 
     @property

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,34 @@ class Daemon:
             return out
         finally:
             sock.close()
+
+
+def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real docker CLI against ``d``: text output, no check."""
+    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def fetch(url: str, timeout: float = 60) -> bytes:
+    """GET ``url``, retrying while the guest's server is not up yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body: bytes = r.read()
+                return body
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def remove_all_containers(d: Daemon) -> None:

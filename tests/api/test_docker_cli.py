@@ -9,14 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon
+from apihelpers import Daemon, docker
 
 pytestmark = pytest.mark.vm
-
-
-def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_run_echo(daemon: Daemon) -> None:

@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
+from apihelpers import Daemon, docker, remove_all_containers
 
 pytestmark = pytest.mark.vm
 
 LOOP = "while true; do date +%s.%N; sleep 0.1; done"
-
-
-def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def state(d: Daemon, ref: str) -> dict[str, object]:

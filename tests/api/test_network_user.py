@@ -9,43 +9,15 @@ import json
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
+from apihelpers import Daemon, docker, fetch, free_port, remove_all_containers
 from imagebuild import debian_rootfs, write_docker_archive
 
 pytestmark = pytest.mark.vm
 
 HTTPD = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def fetch(url: str, timeout: float = 60) -> bytes:
-    """GET ``url``, retrying while the guest's server is not up yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                body: bytes = r.read()
-                return body
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def is_free(port: int) -> bool:
@@ -145,7 +117,7 @@ def test_user_mode_lists_the_builtin_networks_only(daemon: Daemon) -> None:
     net = json.loads(docker(daemon, "network", "inspect", "bridge").stdout)[0]
     assert net["IPAM"]["Config"] == [{"Subnet": "10.0.2.0/24", "Gateway": "10.0.2.2"}]
     r = docker(daemon, "network", "create", "appnet")
-    assert r.returncode == 1 and "VMCONTAINER_NETWORK=bridge" in r.stderr, r.stderr
+    assert r.returncode == 1 and "--network-mode bridge" in r.stderr, r.stderr
     r = docker(daemon, "network", "rm", "bridge")
     assert r.returncode == 1 and "pre-defined network" in r.stderr, r.stderr
 

@@ -11,16 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon
+from apihelpers import Daemon, docker
 from imagebuild import Entry, busybox_rootfs_tar, layer_tar, write_docker_archive
 from localregistry import LocalRegistry, ThrottledProxy
 
 CONFIG: dict[str, object] = {"Cmd": ["sh"], "Env": ["PATH=/bin"]}
-
-
-def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def lines(body: bytes) -> list[dict[str, object]]:

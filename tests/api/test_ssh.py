@@ -33,6 +33,7 @@ def sshd(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             "PATH": remote_path, "PYTHONPATH": str(tree),
             "VMCONTAINER_HOST": f"unix://{daemon.sock}",
             "VMCONTAINER_ROOT": str(daemon.root),
+            "VMCONTAINER_NETWORK": "user",  # as tests/conftest.py: never bridges here
             "VMCONTAINER_BOOT_DIR": os.environ["VMCONTAINER_BOOT_DIR"]}) as server:
         yield Ssh(f"ssh://root@127.0.0.1:{server.port}", server.home)
         shutil.rmtree(server.home, ignore_errors=True)

@@ -4,15 +4,12 @@ template pool in ``docker info``, and the cold fallbacks."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
+from apihelpers import Daemon, docker, fetch, free_port, remove_all_containers, run_warm, vm_record
 from backends import WARM
 
 pytestmark = pytest.mark.vm
@@ -24,32 +21,6 @@ PROBE = ("head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
          "cat /proc/sys/kernel/random/boot_id; hostname; date +%s; "
          "for n in /sys/class/net/*; do [ ${n##*/} = lo ] || cat $n/address; done")
 TEMPLATE_MAC_PREFIX = "02:76:6d:63:"  # vmcontainer.engine.templates.template_mac
-
-
-def docker(d: Daemon, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=d.docker_env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def fetch(url: str, timeout: float = 60) -> bytes:
-    """GET ``url``, retrying while the guest's server is not up yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                body: bytes = r.read()
-                return body
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @warm_only

@@ -4,13 +4,14 @@ the network records, endpoint configs of a create body, MACs and tap names."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
 
 from vmcontainer.api.createnet import endpoints_config
 from vmcontainer.errors import Conflict, InvalidParameter, Unavailable
-from vmcontainer.network import ipam, nat
+from vmcontainer.network import ipam, nat, options
 from vmcontainer.network.bridge import mac_for, tap_name
 from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStore
 
@@ -68,6 +69,26 @@ def test_nft_script_masquerades_and_isolates() -> None:
     internal = nat.rules("ab" * 32, "vmcbr-abababab", "10.1.0.0/24", internal=True)
     assert "masquerade" not in internal
     assert 'iifname "vmcbr-abababab" oifname != "vmcbr-abababab" drop' in internal
+    raw = nat.rules("ab" * 32, "vmcbr-abababab", "10.1.0.0/24", internal=False,
+                    masquerade=False)
+    assert "masquerade" not in raw
+    assert 'iifname "vmcbr-abababab" oifname != "vmcbr-abababab" drop' not in raw
+
+
+def test_driver_options() -> None:
+    options.check({"custom": "x", options.MASQUERADE: "False", options.MTU: "1500",
+                   options.ICC: "1", options.IFACE_PREFIX: "eth",
+                   options.HOST_BINDING: "10.0.0.1"})
+    assert not options.masquerade({options.MASQUERADE: "f"})
+    assert options.masquerade({}) and options.host_binding({}) == ""
+    for bad, message in (({options.MTU: "9000"}, "driver.mtu=9000 is not supported"),
+                         ({options.MTU: "x"}, 'strconv.Atoi: parsing "x"'),
+                         ({options.ICC: "0"}, "enable_icc=0 is not supported"),
+                         ({options.IFACE_PREFIX: "net"}, "container_iface_prefix=net"),
+                         ({"com.docker.network.enable_ipv6": "true"}, "is not supported"),
+                         ({options.HOST_BINDING: "::1"}, "not an IPv4 address")):
+        with pytest.raises(InvalidParameter, match=re.escape(message)):
+            options.check(bad)
 
 
 def test_records_round_trip_and_lookups(tmp_path: Path) -> None:

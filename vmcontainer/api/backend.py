@@ -129,7 +129,8 @@ class NetworkBackend(Protocol):
 
     def network_create(self, name: str, driver: str, internal: bool,
                        ipam_config: list[dict[str, str]], labels: dict[str, str],
-                       options: dict[str, str]) -> str: ...
+                       options: dict[str, str], attachable: bool = False,
+                       ipam_options: dict[str, str] | None = None) -> str: ...
 
     def network_remove(self, ref: str) -> None: ...
 

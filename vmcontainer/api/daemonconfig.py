@@ -6,9 +6,11 @@ without TLS checks besides loopback ones: ``host[:port]`` or CIDR),
 ``registry-mirrors`` (``http[s]://host[:port]`` mirrors of Docker Hub),
 ``registry-certs-dir`` (vmcontainer's own: a directory of ``<host:port>/ca.crt``
 looked at before ``/etc/vmcontainer/certs.d`` and ``/etc/docker/certs.d``), ``backend``
-(``qemu`` or ``libvirt``), ``libvirt-uri``, ``libvirt-pool`` (vmcontainer's own; their
-defaults come from ``VMCONTAINER_BACKEND``, ``VMCONTAINER_LIBVIRT_URI`` and
-``VMCONTAINER_LIBVIRT_POOL`` when set: the daemon a CLI starts inherits them). As in Docker,
+(``qemu`` or ``libvirt``), ``libvirt-uri``, ``libvirt-pool``, ``network-mode`` (``user``
+or ``bridge``; vmcontainer's own; their defaults come from ``VMCONTAINER_BACKEND``,
+``VMCONTAINER_LIBVIRT_URI``, ``VMCONTAINER_LIBVIRT_POOL`` and ``VMCONTAINER_NETWORK``
+when set: the daemon a CLI starts inherits them; the network mode's last default is
+``bridge`` as root, ``user`` otherwise: ``vmcontainer.config.network_mode``). As in Docker,
 a directive given both as a flag and in the file is an error; other Docker keys are
 ignored with a warning (they mean nothing here yet), and a missing default file is no error. Unlike
 Docker, ``tls`` alone also verifies clients: TCP is served only to clients with a
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vmcontainer.config import network_mode
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.registry import RegistryPolicy
 
@@ -35,7 +38,7 @@ log = logging.getLogger(__name__)
 KEYS = {"hosts": list, "debug": bool, "data-root": str, "group": str, "tls": bool,
         "tlsverify": bool, "tlscacert": str, "tlscert": str, "tlskey": str,
         "insecure-registries": list, "registry-mirrors": list, "registry-certs-dir": str,
-        "backend": str, "libvirt-uri": str, "libvirt-pool": str}
+        "backend": str, "libvirt-uri": str, "libvirt-pool": str, "network-mode": str}
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class DaemonConfig:
     backend: str = "qemu"
     libvirt_uri: str = ""
     libvirt_pool: str = "default"
+    network_mode: str = "user"
 
 
 def read_file(path: Path, explicit: bool) -> dict[str, Any]:
@@ -160,6 +164,13 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
     if uri and "://" not in uri:
         raise InvalidParameter(f"invalid libvirt URI {uri!r}: e.g. qemu:///system, "
                                "qemu+ssh://user@host/system")
+    try:
+        mode = network_mode(s.get("network-mode"))
+    except InvalidParameter as err:
+        if "network-mode" in file:
+            raise InvalidParameter(f"unable to configure the daemon with file {path}: "
+                                   f"{err}") from None
+        raise
     registries = RegistryPolicy.from_config(s.get("insecure-registries") or (),
                                             mirrors=s.get("registry-mirrors") or ())
     return DaemonConfig(hosts=hosts, debug=bool(s["debug"]),
@@ -170,4 +181,5 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
                         registry_certs_dir=str(s.get("registry-certs-dir") or ""),
                         backend=backend, libvirt_uri=uri,
                         libvirt_pool=s.get("libvirt-pool")
-                        or os.environ.get("VMCONTAINER_LIBVIRT_POOL") or "default")
+                        or os.environ.get("VMCONTAINER_LIBVIRT_POOL") or "default",
+                        network_mode=mode)

@@ -13,7 +13,7 @@ from vmcontainer.api.compat import Route
 from vmcontainer.api.create import Fields
 from vmcontainer.api.createnet import endpoint_config
 from vmcontainer.api.responses import json_response
-from vmcontainer.errors import InvalidParameter
+from vmcontainer.errors import Forbidden, InvalidParameter
 
 
 async def list_(request: web.Request) -> web.Response:
@@ -45,10 +45,28 @@ async def create(request: web.Request) -> web.Response:
         ipam_config.append({k: f.text(k) for k in ("Subnet", "Gateway", "IPRange")})
     if body.flag("EnableIPv6"):
         raise InvalidParameter("IPv6 networks are not supported by vmcontainer yet")
+    if body.doc.get("EnableIPv4") is False:
+        raise InvalidParameter("networks without IPv4 are not supported by vmcontainer")
+    _check_scope(body)
     net_id = engine(request).network_create(
         name, body.text("Driver"), body.flag("Internal"), ipam_config, body.labels("Labels"),
-        body.labels("Options"))
+        body.labels("Options"), body.flag("Attachable"), ipam.labels("Options"))
     return json_response({"Id": net_id, "Warning": ""}, 201)
+
+
+def _check_scope(body: Fields) -> None:
+    """Swarm-only and config-only networks are refused, with Docker's words where
+    Docker refuses them too. Raises Forbidden, InvalidParameter."""
+    scope = body.text("Scope")
+    if body.flag("Ingress"):
+        raise Forbidden("Ingress network can only be global scope network")
+    if scope in ("swarm", "global"):
+        raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+    if scope not in ("", "local"):
+        raise InvalidParameter(f"invalid scope {scope!r}: vmcontainer networks are local")
+    if body.flag("ConfigOnly") or body.sub("ConfigFrom").text("Network"):
+        raise InvalidParameter("configuration-only networks (--config-only, --config-from) "
+                               "are not supported by vmcontainer")
 
 
 async def remove(request: web.Request) -> web.Response:

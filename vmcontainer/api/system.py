@@ -70,6 +70,21 @@ def _daemon_id(root: str, hostname: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vmcontainer:{machine}:{hostname}:{root}"))
 
 
+#: ``docker info``'s "Network mode" line (under Storage Driver, beside Backend).
+NETWORK_MODES = {
+    "bridge": "bridge (Linux bridges, taps, nftables, dnsmasq; user-defined networks)",
+    "user": "user (QEMU user networking; user-defined networks need the daemon as "
+            "root with --network-mode bridge)"}
+
+
+def _ip_forward() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as fh:
+            return fh.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def _nfd() -> int:
     try:
         return len(os.listdir("/proc/self/fd"))
@@ -101,6 +116,7 @@ async def info(request: web.Request) -> web.Response:
     backend_status = [list(kv) for kv in counts.pop("BackendStatus", [])]
     accel = str(counts.get("Accelerator", ""))
     root = str(eng.ctx.settings.root)
+    mode = eng.ctx.settings.network_driver
     now = datetime.now(UTC)
     body: dict[str, Any] = {
         "ID": _daemon_id(root, host.hostname),
@@ -109,13 +125,15 @@ async def info(request: web.Request) -> web.Response:
         **counts,
         "Driver": "qcow2",
         "DriverStatus": [["Base disks", "ext4, read-only, one per image"],
-                         ["Container disks", "qcow2 overlays"], *backend_status],
-        "Plugins": {"Volume": [], "Network": ["none"], "Authorization": None,
+                         ["Container disks", "qcow2 overlays"], *backend_status,
+                         ["Network mode", NETWORK_MODES[mode]]],
+        "Plugins": {"Volume": [], "Network": ["bridge", "null"], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": False, "KernelMemory": False,
         "KernelMemoryTCP": False, "CpuCfsPeriod": False, "CpuCfsQuota": False,
         "CPUShares": False, "CPUSet": False, "PidsLimit": False, "OomKillDisable": False,
-        "IPv4Forwarding": False, "BridgeNfIptables": False, "BridgeNfIp6tables": False,
+        "IPv4Forwarding": mode == "bridge" and _ip_forward(), "BridgeNfIptables": False,
+        "BridgeNfIp6tables": False,
         "Debug": request.app[DEBUG], "NFd": _nfd(),
         "NGoroutines": threading.active_count() + len(asyncio.all_tasks()),
         "SystemTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000Z",

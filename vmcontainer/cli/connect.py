@@ -8,8 +8,12 @@ The ``vmcontainer`` CLI is a client of the Engine API, as the ``docker`` CLI is:
 
 Unlike Docker, a local unix socket that nobody answers is not an error: the CLI
 starts ``vmcontainer daemon -H unix://<that path>`` in its own session (output to
-``<data root>/daemon.log``, environment inherited, so ``VMCONTAINER_ROOT`` and
-``VMCONTAINER_BOOT_DIR`` reach it) and waits for it to answer. The guest kernel is
+``<data root>/daemon.log``, working directory ``/``) and waits for it to answer. The
+daemon inherits the command's user, environment (``VMCONTAINER_ROOT``,
+``VMCONTAINER_BOOT_DIR``, made absolute, ``VMCONTAINER_NETWORK``, ``VMCONTAINER_BACKEND``,
+``PATH``, proxies) and namespaces: started as root it runs in bridge mode (the
+root default) and makes its bridges in the network namespace the command ran in,
+where it then stays for its life. The guest kernel is
 built here first, so that its minutes-long first build shows a progress bar on the
 user's terminal rather than in a log file. Concurrent first uses serialise on a
 lock file in the data root: exactly one daemon starts.
@@ -89,17 +93,22 @@ def ensure_daemon(path: Path) -> None:
         progress.close()
     try:
         if not answers(path):  # another command may have started it meanwhile
-            _start_daemon(path, settings.root / "daemon.log")
+            env = {**os.environ, **{k: os.path.abspath(v) for k, v in os.environ.items()
+                                    if k in ("VMCONTAINER_ROOT", "VMCONTAINER_BOOT_DIR") and v}}
+            _start_daemon(path.absolute(), settings.root / "daemon.log", env)
     finally:
         os.close(lock)
 
 
-def _start_daemon(path: Path, log_path: Path) -> None:
+def _start_daemon(path: Path, log_path: Path, env: dict[str, str]) -> None:
+    """The daemon runs in ``/`` (it must not keep the user's working directory
+    busy), so ``env`` and ``path`` carry absolute paths."""
     with open(log_path, "ab") as log:
         start = log.tell()
         proc = subprocess.Popen(
             [sys.executable, "-m", "vmcontainer", "daemon", "-H", f"unix://{path}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            cwd="/", env=env)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(path):
         if proc.poll() is not None:

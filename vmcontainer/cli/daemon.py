@@ -37,11 +37,16 @@ import click
                    "qemu:///session; remote: qemu+ssh://user@host/system)")
 @click.option("--libvirt-pool", default=None,
               help="Storage pool for files on a remote libvirt host (default: default)")
+@click.option("--network-mode", type=click.Choice(["user", "bridge"]), default=None,
+              help="Container networking: bridge (Docker's: Linux bridges, user-defined "
+                   "networks; default as root) or user (QEMU user networking; default "
+                   "otherwise)")
 def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | None,
            debug: bool | None, pidfile: Path | None, group: str | None,
            insecure: tuple[str, ...], mirrors: tuple[str, ...], tlsverify: bool | None,
            tlscacert: str | None, tlscert: str | None, tlskey: str | None,
-           backend: str | None, libvirt_uri: str | None, libvirt_pool: str | None) -> None:
+           backend: str | None, libvirt_uri: str | None, libvirt_pool: str | None,
+           network_mode: str | None) -> None:
     """Serve the Docker Engine API (docker, docker-py) on a unix socket."""
     flags: dict[str, Any] = {k: v for k, v in {
         "hosts": list(hosts) or None, "debug": debug, "data-root": str(data_root)
@@ -49,7 +54,8 @@ def daemon(hosts: tuple[str, ...], config_file: Path | None, data_root: Path | N
         "tlscacert": tlscacert, "tlscert": tlscert, "tlskey": tlskey,
         "insecure-registries": list(insecure) or None,
         "registry-mirrors": list(mirrors) or None, "backend": backend,
-        "libvirt-uri": libvirt_uri, "libvirt-pool": libvirt_pool}.items()
+        "libvirt-uri": libvirt_uri, "libvirt-pool": libvirt_pool,
+        "network-mode": network_mode}.items()
         if v is not None}
     from vmcontainer.cli.daemonmain import run
 

@@ -24,7 +24,8 @@ from vmcontainer.api.daemonconfig import DaemonConfig, default_config_file, merg
 from vmcontainer.cli.progress import BuildProgress
 from vmcontainer.config import Settings
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.errors import Conflict, VmcError
+from vmcontainer.errors import Conflict, Unavailable, VmcError
+from vmcontainer.network.hosttools import check_bridge_host
 from vmcontainer.vm.accel import choose_accelerator
 from vmcontainer.vm.factory import BackendKind, open_backend
 
@@ -50,7 +51,8 @@ def _setup_logging(debug: bool) -> None:
 
 
 def _settings(config: DaemonConfig) -> Settings:
-    env = replace(Settings.from_env(), insecure_registries=config.insecure_registries,
+    env = replace(Settings.from_env(config.network_mode),
+                  insecure_registries=config.insecure_registries,
                   registry_mirrors=config.registry_mirrors,
                   registry_certs_dir=config.registry_certs_dir)
     if config.data_root is None:
@@ -99,6 +101,11 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     from vmcontainer.engine.netstart import restore_networks
 
     settings = _settings(config)
+    if settings.network_driver == "bridge":
+        try:  # before anything changes on the host: no half-made bridge or table
+            check_bridge_host()
+        except Unavailable as err:
+            raise Unavailable(f"failed to start daemon: {err}") from None
     pid_path = pidfile or settings.root / "vmcontainer.pid"
     pid_fd = hold_pidfile(pid_path)
     ctx = EngineContext(settings, progress=BuildProgress())
@@ -115,9 +122,9 @@ async def _main(config: DaemonConfig, pidfile: Path | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("vmcontainer daemon: data root %s, backend %s, accelerator %s",
+    log.info("vmcontainer daemon: data root %s, backend %s, accelerator %s, network mode %s",
              ctx.settings.root, ", ".join(v for _, v in ctx.backend.status()),
-             ctx.backend.accelerator)
+             ctx.backend.accelerator, ctx.settings.network_driver)
     try:
         await serve(engine, config.hosts, stop, tls=config.tls, debug=config.debug,
                     group=config.group)

@@ -28,7 +28,9 @@ class Container:
     volumes, binds and tmpfs mounts, resolved at create (volume names filled in).
     ``network_settings`` is Docker's NetworkSettings of the last start (addresses, bound ports);
     ``endpoints_config`` the networks it is configured for besides NetworkMode's
-    (bridge mode), name → ``{"Aliases": [...], "IPv4Address": ""}``."""
+    (bridge mode), name → ``{"Aliases": [...], "IPv4Address": ""}``;
+    ``left_mode_network``: it was disconnected from NetworkMode's network, which
+    it then no longer joins (HostConfig.NetworkMode stays as it was, as in Docker)."""
 
     id: str
     name: str
@@ -45,6 +47,7 @@ class Container:
     mounts: tuple[MountPoint, ...] = ()
     network_settings: dict[str, Any] = field(default_factory=dict)
     endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    left_mode_network: bool = False
 
     @property
     def short_id(self) -> str:
@@ -63,6 +66,7 @@ class Container:
             "mounts": [m.to_json() for m in self.mounts],
             "network_settings": self.network_settings,
             "endpoints_config": self.endpoints_config,
+            "left_mode_network": self.left_mode_network,
         }
 
     @classmethod
@@ -76,6 +80,7 @@ class Container:
             mounts=tuple(MountPoint.from_json(m) for m in d.get("mounts") or ()),
             network_settings=d.get("network_settings") or {},
             endpoints_config=d.get("endpoints_config") or {},
+            left_mode_network=bool(d.get("left_mode_network", False)),
         )
 
     def inspect(self, directory: Path) -> dict[str, Any]:
@@ -111,9 +116,25 @@ class Container:
         }
 
 
+def mode_network(c: Container) -> str:
+    """The network NetworkMode names (``default`` is ``bridge``; ``none``)."""
+    mode = c.host_config.get("NetworkMode") or "none"
+    return "bridge" if mode == "default" else mode
+
+
+def network_names(c: Container) -> list[str]:
+    """The networks ``c`` joins, NetworkMode's first unless it left it."""
+    first = mode_network(c)
+    return [*([] if c.left_mode_network else [first]),
+            *(n for n in c.endpoints_config if n != first)]
+
+
 def current_settings(c: Container) -> dict[str, Any]:
     """NetworkSettings as inspect shows them: the last start's while the VM runs
-    (running, paused, restarting), the network without addresses otherwise."""
+    (running, paused, restarting), otherwise the networks it joins at its next
+    start, without addresses, with the aliases asked for."""
     if c.state.running and c.network_settings:
         return c.network_settings
-    return stopped_settings(c.host_config.get("NetworkMode") or "none")
+    names = network_names(c)
+    return stopped_settings(names, {n: list((c.endpoints_config.get(n) or {}).get("Aliases")
+                                           or ()) for n in names})

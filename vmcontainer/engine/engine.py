@@ -389,6 +389,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixi
             self.ctx.store.check_name_free(name)
             old = c.name
             c = self.ctx.update(c.id, name=name)
+            self.network_renamed(c.id)
         self._publish("rename", c, {"oldName": "/" + old})
 
     def prune(self) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, network_names
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.errors import NotFound
-from vmcontainer.network import usermode
-from vmcontainer.network.bridge import DEFAULT_NETWORK, BridgeNetworks
+from vmcontainer.network import options, usermode
+from vmcontainer.network.bridge import BridgeNetworks
 from vmcontainer.network.ports import PortBinding, bind_ports, parse_port_key
 from vmcontainer.network.proxy import ProxySet
 from vmcontainer.network.store import EndpointRecord, NetworkRecord
@@ -48,13 +48,6 @@ def hotplug_machine(boot_nics: int) -> dict[str, Any]:
     return {"machine_type": "q35", "hotplug_slots": boot_nics + SPARE_SLOTS}
 
 
-def network_names(c: Container) -> list[str]:
-    """The networks ``c`` joins, NetworkMode's first (``default`` is ``bridge``)."""
-    mode = c.host_config.get("NetworkMode") or "none"
-    first = DEFAULT_NETWORK if mode == "default" else mode
-    return [first, *(n for n in c.endpoints_config if n != first)]
-
-
 async def plan_network(ctx: EngineContext, c: Container) -> NetworkPlan:
     """Choose the host ports and build the endpoints of ``c``. Raises System when
     an asked host port is taken, InvalidParameter when its address is not the
@@ -63,8 +56,10 @@ async def plan_network(ctx: EngineContext, c: Container) -> NetworkPlan:
     hc = c.host_config
     mode = hc.get("NetworkMode") or "none"
     exposed: dict[str, Any] = c.config.get("ExposedPorts") or {}
-    if mode == "none":
-        return NetworkPlan((), {"interfaces": []}, usermode.stopped_settings("none"))
+    if mode == "none" or not network_names(c):  # none, or left every network
+        return NetworkPlan((), {"interfaces": []},
+                           usermode.network_settings({}, [], {}) if mode != "none"
+                           else usermode.stopped_settings("none"))
     who = f"{c.name} ({c.short_id})"
     if ctx.networks is None:
         for name in network_names(c):
@@ -87,20 +82,24 @@ async def _plan_bridge(ctx: EngineContext, networks: BridgeNetworks, c: Containe
                        exposed: dict[str, Any], who: str) -> NetworkPlan:
     nics, ifaces, entries = [], [], {}
     dns: tuple[str, ...] | None = None
+    asked_dns = bool(c.host_config.get("Dns"))  # --dns: resolv.conf names those
     for i, name in enumerate(network_names(c)):
         want = c.endpoints_config.get(name) or {}
+        resolver = dns is None and not asked_dns and not networks.store.find(name).builtin
         net, ep = networks.attach(name, c.id, c.name, tuple(want.get("Aliases") or ()),
-                                  want.get("IPv4Address") or "")
+                                  want.get("IPv4Address") or "", resolver)
         nics.append(NicSpec(id=f"net{i}", mac=ep.mac, netdev="tap", tap=ep.tap, bus=f"hp{i}"))
         ifaces.append({"mac": ep.mac, "name": f"eth{i}", "mtu": 1500,
                        "address": f"{ep.ip}/{net.prefix_len}",
                        **({"gateway": net.gateway} if i == 0 and not net.internal else {})})
         entries[net.name] = endpoint_settings(net, ep)
-        if dns is None and not net.builtin:  # the first user-defined network's DNS
-            dns = (net.gateway,)
+        if dns is None and not net.builtin:  # the first user-defined network's DNS:
+            dns = (net.gateway,)  # its resolver when it has more (network/resolver.py)
     hc = c.host_config
+    first = networks.store.find(next(iter(entries)))  # its ports go to this address
+    bind_ip = options.host_binding(first.options) or ctx.settings.bind_ip
     bound = bind_ports(hc.get("PortBindings") or {}, bool(hc.get("PublishAllPorts")),
-                       exposed, ctx.settings.bind_ip, who)
+                       exposed, bind_ip, who)
     bound = await _listen(ctx, c.id, entries[next(iter(entries))]["IPAddress"], bound, who)
     settings = usermode.network_settings(entries, bound, exposed)
     return NetworkPlan(tuple(nics), {"interfaces": ifaces}, settings, dns, hotplug=True)
@@ -123,6 +122,25 @@ def endpoint_settings(net: NetworkRecord, ep: EndpointRecord) -> dict[str, Any]:
         "DNSNames": None if net.builtin else [ep.container_name, *ep.aliases,
                                               ep.container_id[:12]],
     }
+
+
+def rename_endpoints(ctx: EngineContext, cid: str) -> None:
+    """After ``docker rename``: the container's endpoints (bridge mode, while it
+    runs) resolve by its new name, no longer by the old one, and its
+    NetworkSettings show the new DNSNames."""
+    if ctx.networks is None:
+        return
+    c = ctx.store.load(cid)
+    renamed = ctx.networks.rename(cid, c.name)
+    if not renamed or not c.network_settings:
+        return
+    settings = dict(c.network_settings)
+    networks = dict(settings.get("Networks") or {})
+    for net, ep in renamed:
+        if net.name in networks:
+            networks[net.name] = {**networks[net.name],
+                                  "DNSNames": endpoint_settings(net, ep)["DNSNames"]}
+    ctx.update(cid, network_settings={**settings, "Networks": networks})
 
 
 async def release_network(ctx: EngineContext, cid: str) -> None:

@@ -8,10 +8,10 @@ import builtins
 import contextlib
 from typing import Any
 
-from vmcontainer.engine.container import Container
+from vmcontainer.engine.container import Container, mode_network, network_names
 from vmcontainer.engine.context import EngineContext
 from vmcontainer.engine.nethotplug import connect_running, disconnect_running
-from vmcontainer.engine.netstart import network_names
+from vmcontainer.engine.netstart import rename_endpoints
 from vmcontainer.engine.start import Running
 from vmcontainer.engine.state import Status
 from vmcontainer.errors import Conflict, Forbidden, InvalidParameter, NotFound
@@ -21,8 +21,9 @@ from vmcontainer.network.store import NetworkNotFound
 
 NONE_NETWORK = "none"
 LIST_FILTERS = {"name", "id", "driver", "label", "type", "dangling", "scope"}
-USER_MODE = ("user-defined networks need bridge networking: run the daemon as root "
-             "with VMCONTAINER_NETWORK=bridge")
+USER_MODE = ("user-defined networks need bridge networking, and this daemon runs in "
+             "user mode (QEMU user networking): start it as root with --network-mode "
+             "bridge (the default as root)")
 
 
 def _fixed(name: str, driver: str) -> dict[str, Any]:
@@ -104,9 +105,11 @@ class NetworksMixin:
 
     def network_create(self, name: str, driver: str, internal: bool,
                        ipam_config: builtins.list[dict[str, str]], labels: dict[str, str],
-                       options: dict[str, str]) -> str:
+                       options: dict[str, str], attachable: bool = False,
+                       ipam_options: dict[str, str] | None = None) -> str:
         """NetworkCreate; returns the new ID. Raises Forbidden (user mode),
-        NotFound (a driver other than bridge), InvalidParameter, Conflict."""
+        NotFound (a driver other than bridge), InvalidParameter (an option
+        vmcontainer does not serve, among others), Conflict."""
         nets = self._bridges()
         if driver not in ("", "bridge"):
             raise NotFound(f'plugin "{driver}" not found')
@@ -114,7 +117,8 @@ class NetworksMixin:
             raise InvalidParameter("vmcontainer bridge networks take one IPAM config (IPv4)")
         cfg = ipam_config[0] if ipam_config else {}
         net = nets.create(name, cfg.get("Subnet", ""), cfg.get("Gateway", ""),
-                          cfg.get("IPRange", ""), internal, labels, options)
+                          cfg.get("IPRange", ""), internal, labels, options, attachable,
+                          ipam_options)
         return net.id
 
     def network_remove(self, ref: str) -> None:
@@ -155,12 +159,13 @@ class NetworksMixin:
         if net.name in network_names(c):
             raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
         if c.host_config.get("NetworkMode") == NONE_NETWORK:
-            raise Conflict("container cannot be disconnected from host network or connected "
-                           "to host network")
+            raise Conflict("container cannot be connected to multiple networks with one of "
+                           "the networks in private (none) mode")
         if c.state.running:
             await connect_running(self.ctx, nets, c, self._live(c), net.name, config)
             return
-        self._set_endpoints(c, {**c.endpoints_config, net.name: config})
+        self.ctx.update(c.id, endpoints_config={**c.endpoints_config, net.name: config},
+                        left_mode_network=c.left_mode_network and net.name != mode_network(c))
 
     def _live(self, c: Container) -> Running:
         running = self._running.get(c.id)
@@ -171,7 +176,7 @@ class NetworksMixin:
 
     async def network_disconnect(self, ref: str, container: str, force: bool = False) -> None:
         """Disconnect ``container`` from network ``ref``: a running one at once
-        (NIC hot-unplug: Linux's PCIe hot-plug driver takes ~5 s to let go).
+        (NIC hot-unplug; the guest powers the NIC's slot off, ~1 s).
         Raises NotFound, Conflict (not connected, paused)."""
         nets = self._bridges()
         net = nets.store.find(ref)
@@ -182,13 +187,14 @@ class NetworksMixin:
         if c.state.running:
             await disconnect_running(self.ctx, nets, c, self._live(c), net.name)
             return
-        rest = {k: v for k, v in c.endpoints_config.items() if k != net.name}
-        if names[0] == net.name:
-            new_mode = next(iter(rest), NONE_NETWORK)
-            self.ctx.update(c.id, host_config={**c.host_config, "NetworkMode": new_mode},
-                            endpoints_config=rest)
-        else:
-            self._set_endpoints(c, rest)
+        # NetworkMode stays as it is (as in Docker: docker-compose disconnects a
+        # created container from its network to connect it again with aliases)
+        self.ctx.update(c.id, endpoints_config={k: v for k, v in c.endpoints_config.items()
+                                                if k != net.name},
+                        left_mode_network=c.left_mode_network or net.name == mode_network(c))
 
-    def _set_endpoints(self, c: Container, endpoints: dict[str, Any]) -> None:
-        self.ctx.update(c.id, endpoints_config=endpoints)
+    def network_renamed(self, cid: str) -> None:
+        """``docker rename`` of ``cid`` done: its DNS names follow (bridge mode)."""
+        rename_endpoints(self.ctx, cid)
+
+

@@ -48,6 +48,7 @@ class MsgType(enum.IntEnum):
     NET_CONFIG = 0x88
     SYNC = 0x8A
     CONFIG = 0x8B
+    NET_RELEASE = 0x8D
 
 
 class ProtocolError(System):

@@ -13,17 +13,20 @@ import hashlib
 import ipaddress
 import logging
 import secrets
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import Conflict, Forbidden
-from vmcontainer.network import ipam, links, nat
+from vmcontainer.network import ipam, links, nat, options
 from vmcontainer.network.dns import Dnsmasq, hosts_text
+from vmcontainer.network.resolver import ContainerResolver
 from vmcontainer.network.store import EndpointRecord, NetworkRecord, NetworkStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NETWORK = "bridge"
+BRIDGE_PREFIX = "vmcbr-"  # NetworkRecord.bridge
 
 
 def _now() -> str:
@@ -50,46 +53,40 @@ class BridgeNetworks:
     # -- networks ----------------------------------------------------------------
 
     def restore(self) -> None:
-        """The default network exists; every network's bridge, rules and DNS are up."""
+        """The default network exists; every network's bridge, rules and DNS are up.
+        The default network is made on first use, on 172.17.0.0/16 as Docker's
+        docker0 unless a route of the host's overlaps it (e.g. docker0 itself),
+        then on the first free default pool; if making it fails, nothing of it
+        is left. Raises System, Unavailable."""
         if not any(n.builtin for n in self.store.all()):
-            pool = ipam.make_pool(ipam.DEFAULT_BRIDGE_SUBNET)
-            self.store.save(NetworkRecord(
+            taken = self._routed()
+            subnet = ipaddress.IPv4Network(ipam.DEFAULT_BRIDGE_SUBNET)
+            if any(subnet.overlaps(t) for t in taken):
+                subnet = ipam.choose_subnet(taken)
+            pool = ipam.make_pool(str(subnet))
+            net = NetworkRecord(
                 id=hashlib.sha256(b"vmcontainer-network:bridge").hexdigest(),
                 name=DEFAULT_NETWORK, created=_now(), subnet=str(pool.subnet),
                 gateway=str(pool.gateway), builtin=True,
-                options={"com.docker.network.bridge.default_bridge": "true"}))
+                options={"com.docker.network.bridge.default_bridge": "true"})
+            self._add(net)
         for net in self.store.all():
             self._plumb(net)
+        for cid in {cid for net in self.store.all() for cid in net.endpoints}:
+            self._resolver_changed(cid)
+
+    @staticmethod
+    def _routed() -> list[ipaddress.IPv4Network]:
+        """Subnets the host routes elsewhere than through vmcontainer's bridges."""
+        return [ipaddress.IPv4Network(r, strict=False)
+                for r in links.routed_subnets(BRIDGE_PREFIX)]
 
     def _dns(self, net: NetworkRecord) -> Dnsmasq:
         return Dnsmasq(self.store.dir / net.id, net.gateway)
 
-    def _plumb(self, net: NetworkRecord) -> None:
-        links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
-        nat.apply(net.id, net.bridge, net.subnet, net.internal)
-        if not net.builtin:
-            self._dns(net).ensure(self._hosts(net))
-
-    def create(self, name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
-               internal: bool = False, labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None) -> NetworkRecord:
-        """A new user-defined bridge network. Raises InvalidParameter, Conflict
-        (name taken, overlapping subnet), Unavailable (no free pool), System."""
-        self.store.check_new_name(name)
-        taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all()]
-        if subnet:
-            pool = ipam.make_pool(subnet, gateway, ip_range)
-            ipam.check_overlap(pool.subnet, taken)
-        else:
-            if gateway or ip_range:
-                pool = ipam.make_pool(str(ipam.choose_subnet(taken)), gateway, ip_range)
-            else:
-                pool = ipam.make_pool(str(ipam.choose_subnet(taken)))
-        net = NetworkRecord(id=secrets.token_hex(32), name=name, created=_now(),
-                            subnet=str(pool.subnet), gateway=str(pool.gateway),
-                            ip_range=str(pool.ip_range) if ip_range else "",
-                            internal=internal, labels=dict(labels or {}),
-                            options=dict(options or {}))
+    def _add(self, net: NetworkRecord) -> None:
+        """Record ``net`` and make its bridge, addresses and rules; on any failure
+        undo both, so that no half-made network stays behind."""
         self.store.save(net)
         try:
             self._plumb(net)
@@ -97,6 +94,42 @@ class BridgeNetworks:
             self._unplumb(net)
             self.store.delete(net.id)
             raise
+
+    def _plumb(self, net: NetworkRecord) -> None:
+        # nftables first: one atomic transaction, naming the bridge before it exists
+        nat.apply(net.id, net.bridge, net.subnet, net.internal,
+                  options.masquerade(net.options))
+        links.ensure_bridge(net.bridge, net.gateway, net.prefix_len)
+        if not net.builtin:
+            self._dns(net).ensure(self._hosts(net))
+
+    def create(self, name: str, subnet: str = "", gateway: str = "", ip_range: str = "",
+               internal: bool = False, labels: dict[str, str] | None = None,
+               driver_opts: dict[str, str] | None = None, attachable: bool = False,
+               ipam_options: dict[str, str] | None = None) -> NetworkRecord:
+        """A new user-defined bridge network; ``driver_opts`` as
+        ``vmcontainer.network.options`` checks them. Raises InvalidParameter,
+        Conflict (name taken, overlapping subnet), Unavailable (no free pool),
+        System."""
+        self.store.check_new_name(name)
+        options.check(driver_opts or {})
+        taken = [ipaddress.IPv4Network(n.subnet) for n in self.store.all()]
+        if subnet:
+            pool = ipam.make_pool(subnet, gateway, ip_range)
+            ipam.check_overlap(pool.subnet, taken)
+        else:
+            chosen = str(ipam.choose_subnet([*taken, *self._routed()]))
+            if gateway or ip_range:
+                pool = ipam.make_pool(chosen, gateway, ip_range)
+            else:
+                pool = ipam.make_pool(chosen)
+        net = NetworkRecord(id=secrets.token_hex(32), name=name, created=_now(),
+                            subnet=str(pool.subnet), gateway=str(pool.gateway),
+                            ip_range=str(pool.ip_range) if ip_range else "",
+                            internal=internal, labels=dict(labels or {}),
+                            options=dict(driver_opts or {}), attachable=attachable,
+                            ipam_options=dict(ipam_options or {}))
+        self._add(net)
         return net
 
     def _unplumb(self, net: NetworkRecord) -> None:
@@ -131,10 +164,11 @@ class BridgeNetworks:
     # -- endpoints ---------------------------------------------------------------
 
     def attach(self, ref: str, container_id: str, container_name: str,
-               aliases: tuple[str, ...] = (), ip: str = "") -> tuple[NetworkRecord,
-                                                                     EndpointRecord]:
+               aliases: tuple[str, ...] = (), ip: str = "",
+               resolver: bool = False) -> tuple[NetworkRecord, EndpointRecord]:
         """Give the container an address and a tap on network ``ref`` (again the
-        same when it has one). Raises NetworkNotFound, InvalidParameter, Conflict
+        same when it has one). ``resolver``: the container's resolv.conf names
+        this network's gateway. Raises NetworkNotFound, InvalidParameter, Conflict
         (address in use), Unavailable (network full), System."""
         net = self.store.find(ref)
         if container_id in net.endpoints:
@@ -149,15 +183,17 @@ class BridgeNetworks:
         used = [ipaddress.IPv4Address(e.ip) for e in net.endpoints.values()]
         addr = str(ipam.allocate(pool, used, ip))
         ep = EndpointRecord(container_id, container_name, addr, mac_for(addr),
-                            tap_name(container_id, net.id), aliases)
+                            tap_name(container_id, net.id), aliases,
+                            resolver and not net.builtin)
         net = net.with_endpoint(ep)
         self.store.save(net)
         try:
             links.add_tap(ep.tap, net.bridge)
+            self._names_changed(net)
+            self._resolver_changed(container_id)
         except BaseException:
             self.detach(net.id, container_id)
             raise
-        self._names_changed(net)
         return net, ep
 
     def detach(self, ref: str, container_id: str) -> None:
@@ -171,6 +207,20 @@ class BridgeNetworks:
         net = net.without_endpoint(container_id)
         self.store.save(net)
         self._names_changed(net)
+        self._resolver_changed(container_id)
+
+    def rename(self, container_id: str, name: str) -> list[tuple[NetworkRecord,
+                                                                EndpointRecord]]:
+        """The container's endpoints answer to ``name`` from now on (``docker
+        rename``): DNS of every network it is on follows at once. Returns them."""
+        out = []
+        for net in self.networks_of(container_id):
+            ep = replace(net.endpoints[container_id], container_name=name)
+            net = net.with_endpoint(ep)
+            self.store.save(net)
+            self._names_changed(net)
+            out.append((net, ep))
+        return out
 
     def networks_of(self, container_id: str) -> list[NetworkRecord]:
         return [n for n in self.store.all() if container_id in n.endpoints]
@@ -182,6 +232,27 @@ class BridgeNetworks:
     def _names_changed(self, net: NetworkRecord) -> None:
         if not net.builtin:
             self._dns(net).write_hosts(self._hosts(net))
+            for cid in net.endpoints:  # resolvers that read this network's names
+                resolver = self._resolver(cid)
+                if resolver.running():
+                    resolver.reload()
+
+    def _resolver(self, container_id: str) -> ContainerResolver:
+        return ContainerResolver(self.store.dir / "resolvers", container_id)
+
+    def _resolver_changed(self, container_id: str) -> None:
+        """A container on two or more user-defined networks resolves the names of
+        all of them (``vmcontainer.network.resolver``); one on fewer has no
+        resolver of its own. Raises System, Unavailable."""
+        user = [n for n in self.networks_of(container_id) if not n.builtin]
+        first = next((n for n in user if n.endpoints[container_id].resolver), None)
+        if first is None or len(user) < 2:
+            self._resolver(container_id).remove()
+            return
+        others = [n for n in user if n.id != first.id]
+        self._resolver(container_id).ensure(
+            first.bridge, first.endpoints[container_id].ip, first.gateway,
+            [self._dns(n).hosts for n in (first, *others)])
 
     # -- Docker shapes -----------------------------------------------------------
 
@@ -193,9 +264,10 @@ class BridgeNetworks:
         return {
             "Name": net.name, "Id": net.id, "Created": net.created, "Scope": "local",
             "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None if net.builtin else {},
+            "IPAM": {"Driver": "default",
+                     "Options": None if net.builtin else dict(net.ipam_options),
                      "Config": [cfg]},
-            "Internal": net.internal, "Attachable": False, "Ingress": False,
+            "Internal": net.internal, "Attachable": net.attachable, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
             "Containers": {cid: {"Name": e.container_name, "EndpointID": e.endpoint_id,
                                  "MacAddress": e.mac,

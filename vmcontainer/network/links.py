@@ -6,6 +6,7 @@ reboot of the namespace lost, and removal of what is gone is no error."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,15 +38,35 @@ def ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
     _off_loop(lambda: _ensure_bridge(name, gateway, prefix_len))
 
 
+def random_mac() -> str:
+    """A random unicast, locally administered MAC address."""
+    b = bytearray(secrets.token_bytes(6))
+    b[0] = (b[0] & 0xFE) | 0x02
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def _pinned(name: str) -> bool:
+    """Whether the link's MAC address was set (NET_ADDR_SET), not taken from a port."""
+    try:
+        return Path(f"/sys/class/net/{name}/addr_assign_type").read_text().strip() == "3"
+    except OSError:
+        return False
+
+
 def _ensure_bridge(name: str, gateway: str, prefix_len: int) -> None:
     """Bridge ``name`` exists, is up and has ``gateway``/``prefix_len``; forwarding
-    on. Raises System."""
+    on. Its MAC address is set once (as Docker sets docker0's): a Linux bridge
+    otherwise takes its lowest port's, which changes as taps come and go, and the
+    guests' ARP caches would keep sending to the old one. Raises System."""
     try:
         with IPRoute() as ipr:
             idx = _index(ipr, name)
             if idx is None:
-                ipr.link("add", ifname=name, kind="bridge")
+                ipr.link("add", ifname=name, kind="bridge", address=random_mac())
                 idx = _index(ipr, name)
+            elif not _pinned(name):  # made before it was pinned: keep what it has now
+                current = ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+                ipr.link("set", index=idx, address=current)
             assert idx is not None
             have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)}
             if gateway not in have:
@@ -109,3 +130,21 @@ def link_names(prefix: str) -> list[str]:
         with IPRoute() as ipr:
             return [str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()]
     return [n for n in _off_loop(names) if n.startswith(prefix)]
+
+
+def routed_subnets(skip_prefix: str) -> list[str]:
+    """The IPv4 destinations (CIDR) of the main routing table's routes other than
+    the default one, leaving out those through links named ``skip_prefix``…
+    (a network's own bridge): what an automatically chosen subnet must not
+    overlap, as Docker checks for docker0 and new networks."""
+    def routes() -> list[str]:
+        with IPRoute() as ipr:
+            names = {link["index"]: str(link.get_attr("IFLA_IFNAME"))
+                     for link in ipr.get_links()}
+            out = []
+            for r in ipr.get_routes(family=2, table=254):
+                dst, oif = r.get_attr("RTA_DST"), r.get_attr("RTA_OIF")
+                if dst and r["dst_len"] and not names.get(oif, "").startswith(skip_prefix):
+                    out.append(f"{dst}/{r['dst_len']}")
+            return out
+    return _off_loop(routes)

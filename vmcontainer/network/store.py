@@ -28,7 +28,8 @@ class NetworkNotFound(NotFound):
 @dataclass(frozen=True)
 class EndpointRecord:
     """One container on one network. ``ip``/``mac`` are its NIC's; ``tap`` the host
-    side; ``aliases`` its ``--network-alias`` names."""
+    side; ``aliases`` its ``--network-alias`` names; ``resolver``: the network's
+    gateway is the container's name server (its resolv.conf names it)."""
 
     container_id: str
     container_name: str
@@ -36,6 +37,7 @@ class EndpointRecord:
     mac: str
     tap: str
     aliases: tuple[str, ...] = ()
+    resolver: bool = False
 
     @property
     def endpoint_id(self) -> str:
@@ -45,12 +47,13 @@ class EndpointRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"container_id": self.container_id, "container_name": self.container_name,
-                "ip": self.ip, "mac": self.mac, "tap": self.tap, "aliases": list(self.aliases)}
+                "ip": self.ip, "mac": self.mac, "tap": self.tap, "aliases": list(self.aliases),
+                "resolver": self.resolver}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EndpointRecord:
         return cls(d["container_id"], d["container_name"], d["ip"], d["mac"], d["tap"],
-                   tuple(d.get("aliases") or ()))
+                   tuple(d.get("aliases") or ()), bool(d.get("resolver", False)))
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class NetworkRecord:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, EndpointRecord] = field(default_factory=dict)
+    attachable: bool = False
+    ipam_options: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridge(self) -> str:
@@ -84,14 +89,16 @@ class NetworkRecord:
                 "subnet": self.subnet, "gateway": self.gateway, "ip_range": self.ip_range,
                 "internal": self.internal, "builtin": self.builtin, "labels": self.labels,
                 "options": self.options,
-                "endpoints": {k: e.to_json() for k, e in self.endpoints.items()}}
+                "endpoints": {k: e.to_json() for k, e in self.endpoints.items()},
+                "attachable": self.attachable, "ipam_options": self.ipam_options}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> NetworkRecord:
         return cls(d["id"], d["name"], d["created"], d["subnet"], d["gateway"],
                    d.get("ip_range", ""), d.get("internal", False), d.get("builtin", False),
                    d.get("labels") or {}, d.get("options") or {},
-                   {k: EndpointRecord.from_json(e) for k, e in (d.get("endpoints") or {}).items()})
+                   {k: EndpointRecord.from_json(e) for k, e in (d.get("endpoints") or {}).items()},
+                   bool(d.get("attachable", False)), d.get("ipam_options") or {})
 
     def with_endpoint(self, ep: EndpointRecord) -> NetworkRecord:
         return replace(self, endpoints={**self.endpoints, ep.container_id: ep})

@@ -85,11 +85,16 @@ def network_settings(networks: dict[str, dict[str, Any]], bound: list[PortBindin
     }
 
 
-def stopped_settings(network_mode: str) -> dict[str, Any]:
-    """NetworkSettings of a container not running: its network listed with no
-    address (as Docker shows it), no ports."""
-    name = NETWORK_NAME if network_mode == "default" else network_mode
-    networks = {name: {**_blank(), "NetworkID": network_id(name)}}
+def stopped_settings(names: list[str] | str,
+                     aliases: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """NetworkSettings of a container not running: its networks ``names`` (or its
+    NetworkMode) listed with no address (as Docker shows them) and the
+    ``aliases`` asked for each, no ports."""
+    if isinstance(names, str):
+        names = [NETWORK_NAME if names == "default" else names]
+    networks = {name: {**_blank(), "NetworkID": network_id(name) if i == 0 else "",
+                       "Aliases": (aliases or {}).get(name) or None}
+                for i, name in enumerate(names)}
     return network_settings(networks, [], {})
 
 

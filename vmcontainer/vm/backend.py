@@ -3,6 +3,7 @@ hypervisor interface, kept small). The engine never asks which backend it has.""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from vmcontainer.vm.nic import NicSpec
@@ -48,9 +49,13 @@ class Machine(Protocol):
         """Hot-plug tap NIC ``nic`` (a machine with hot-plug slots only). Raises
         Conflict (no free slot), System."""
 
-    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
-        """Hot-unplug the NIC with ``mac``, once the guest released it. Raises
-        NotFound, System."""
+    async def remove_nic(self, mac: str, timeout: float = 20.0,
+                         release: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Hot-unplug the NIC with ``mac``, once the guest released it. ``release``
+        (when given) asks the guest to let the NIC go first, e.g. by powering its
+        slot off, after which the hypervisor has detached it; when it raises, or the
+        NIC is still there after it, the hypervisor asks the guest (Linux's pciehp
+        acts on that after 5 s). Raises NotFound, System."""
 
     def failure(self) -> str | None:
         """Why the hypervisor ended on its own with an error, as one line, or None."""

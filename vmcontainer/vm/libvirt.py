@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from vmcontainer.vm.libvirtxml import (
     domain_for,
     owner_of,
 )
-from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.nic import NicSpec, release_by_guest
 from vmcontainer.vm.qemuargs import microvm_options
 from vmcontainer.vm.spec import MachineSpec
 
@@ -181,18 +182,22 @@ class LibvirtMachine:
                          TapInterface(nic.mac, nic.tap).xml(),
                          _libvirt().VIR_DOMAIN_AFFECT_LIVE)
 
-    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
-        """Hot-unplug the NIC with ``mac``; returns once the guest released it.
-        Raises NotFound when no NIC has ``mac``, System when it is not released."""
-        xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
-        iface = next((el for el in ET.fromstring(xml).iterfind("devices/interface")
-                      if el.find("mac") is not None
-                      and el.find("mac").get("address") == mac), None)  # type: ignore[union-attr]
+    async def remove_nic(self, mac: str, timeout: float = 20.0,
+                         release: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Hot-unplug the NIC with ``mac``; returns once the guest released it (at
+        once when ``release`` powered its slot off: libvirt drops a device QEMU
+        reports deleted). Raises NotFound when no NIC has ``mac``, System when it
+        is not released."""
+        iface = await self._interface(mac)
         if iface is None:
             raise NotFound(f"no NIC with MAC {mac}")
-        await self._call("detach interface", self._dom.detachDeviceFlags,
-                         ET.tostring(iface, encoding="unicode"),
-                         _libvirt().VIR_DOMAIN_AFFECT_LIVE)
+        if release is not None:
+            await release_by_guest(release, self.name, mac, "libvirt")
+            iface = await self._interface(mac)
+        if iface is not None:
+            await self._call("detach interface", self._dom.detachDeviceFlags,
+                             ET.tostring(iface, encoding="unicode"),
+                             _libvirt().VIR_DOMAIN_AFFECT_LIVE)
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
@@ -200,6 +205,15 @@ class LibvirtMachine:
                 return
             await asyncio.sleep(0.2)
         raise System(f"the guest did not release the NIC {mac} within {timeout:.0f}s")
+
+    async def _interface(self, mac: str) -> ET.Element | None:
+        """The live domain's ``<interface>`` with ``mac``, None when it has none."""
+        xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
+        for el in ET.fromstring(xml).iterfind("devices/interface"):
+            found = el.find("mac")
+            if found is not None and found.get("address") == mac:
+                return el
+        return None
 
     async def pause(self) -> None:
         """virDomainSuspend: vCPUs halt, QEMU and its sockets stay."""

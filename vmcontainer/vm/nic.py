@@ -12,10 +12,14 @@ and renders its own QEMU argv (STYLE.md, vm/ backends).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from vmcontainer.errors import InvalidParameter
+
+log = logging.getLogger(__name__)
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -118,3 +122,17 @@ class NicSpec:
         """QMP ``netdev_add`` arguments of a tap NIC (hot-plug)."""
         return {"type": "tap", "id": self.id, "ifname": self.tap, "script": "no",
                 "downscript": "no", "vhost": False}
+
+
+async def release_by_guest(release: Callable[[], Awaitable[None]] | None, machine: str,
+                           mac: str, fallback: str) -> None:
+    """Run a backend's ``remove_nic`` ``release`` step (the agent powers the NIC's
+    slot off, NET_RELEASE), if any; a failure is logged, not raised: the caller's
+    ``fallback`` (QEMU's or libvirt's unplug request) still works, only slower."""
+    if release is None:
+        return
+    try:
+        await release()
+    except Exception as err:  # the slow way still works
+        log.warning("%s: the guest did not release NIC %s itself (%s); asking through %s",
+                    machine, mac, err, fallback)

@@ -14,13 +14,14 @@ import shlex
 import shutil
 import signal
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from vmcontainer.errors import Conflict, InvalidParameter, NotFound, System, Unavailable
 from vmcontainer.vm.guestkernel import LAPIC_TIMER_PARAM, kernel_accepts
 from vmcontainer.vm.host import host_tsc_khz
-from vmcontainer.vm.nic import NicSpec
+from vmcontainer.vm.nic import NicSpec, release_by_guest
 from vmcontainer.vm.process import WatchedProcess, hypervisor_alive
 from vmcontainer.vm.qemuargs import QEMU_BINARY, qemu_argv
 from vmcontainer.vm.spec import MachineSpec
@@ -202,14 +203,19 @@ class QemuMachine:
             await self._command("netdev_del", arguments={"id": nic.id})
             raise
 
-    async def remove_nic(self, mac: str, timeout: float = 20.0) -> None:
+    async def remove_nic(self, mac: str, timeout: float = 20.0,
+                         release: Callable[[], Awaitable[None]] | None = None) -> None:
         """Hot-unplug the NIC with ``mac`` and its netdev; returns once the guest
-        has released it (Linux's pciehp waits 5 s for a cancel first). Raises
-        NotFound when no NIC has ``mac``, System when the guest does not let go."""
+        has released it: at once when ``release`` powered its slot off (QEMU
+        detaches a device whose slot the guest powers off), else after QEMU's
+        request, which Linux's pciehp waits 5 s on for a cancel. Raises NotFound
+        when no NIC has ``mac``, System when the guest does not let go."""
         nic = next((d for d in await self._nics() if d["mac"] == mac), None)
         if nic is None:
             raise NotFound(f"no NIC with MAC {mac}")
-        await self._command("device_del", arguments={"id": nic["id"]})
+        await release_by_guest(release, self.name, mac, "QEMU")
+        if nic["id"] in await self._peripherals():
+            await self._command("device_del", arguments={"id": nic["id"]})
         deadline = asyncio.get_running_loop().time() + timeout
         while nic["id"] in await self._peripherals():
             if asyncio.get_running_loop().time() > deadline:
