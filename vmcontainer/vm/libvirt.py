@@ -191,15 +191,28 @@ class LibvirtMachine:
         iface = await self._interface(mac)
         if iface is None:
             raise NotFound(f"no NIC with MAC {mac}")
+        loop = asyncio.get_running_loop()
         if release is not None:
             await release_by_guest(release, self.name, mac, "libvirt")
-            iface = await self._interface(mac)
+            # QEMU deletes the device at once; libvirt drops it from the live XML
+            # when it has handled QEMU's DEVICE_DELETED event, a moment later
+            settle = loop.time() + 2.0
+            while iface is not None and loop.time() < settle:
+                await asyncio.sleep(0.05)
+                iface = await self._interface(mac)
         if iface is not None:
-            await self._call("detach interface", self._dom.detachDeviceFlags,
-                             ET.tostring(iface, encoding="unicode"),
-                             _libvirt().VIR_DOMAIN_AFFECT_LIVE)
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
+            lv = _libvirt()
+            try:
+                await asyncio.to_thread(self._dom.detachDeviceFlags,
+                                        ET.tostring(iface, encoding="unicode"),
+                                        lv.VIR_DOMAIN_AFFECT_LIVE)
+            except lv.libvirtError as err:
+                # DEVICE_MISSING: QEMU has deleted it already, libvirt's XML lags
+                if err.get_error_code() != lv.VIR_ERR_DEVICE_MISSING:
+                    raise System(f"libvirt detach interface of {self.name}: "
+                                 f"{err.get_error_message()}") from err
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
             xml = await asyncio.to_thread(self._dom.XMLDesc, 0)
             if f"'{mac}'" not in xml and f'"{mac}"' not in xml:
                 return
