@@ -21,6 +21,8 @@ import os
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 # Covered by empty tmpfs in the private mount namespace (those that exist here).
@@ -102,3 +104,33 @@ class PrivateLibvirtd:
                         os.kill(pid, signal.SIGKILL)
                     deadline = time.monotonic() + timeout
                 time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def temp_netns(prefix: str) -> Iterator[str]:
+    """A network namespace named ``prefix`` + 8 hex digits, loopback up, deleted after."""
+    ns = prefix + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=True)
+
+
+@contextlib.contextmanager
+def libvirtd_for(backend: str, netns: str, state: Path) -> Iterator[PrivateLibvirtd | None]:
+    """On the libvirt ``backend``, a PrivateLibvirtd in ``netns`` (QEMU must open the
+    taps a bridge-mode daemon makes there; the system libvirtd is in the host's
+    namespace), stopped after; asserts no domain was left running. None on qemu."""
+    if backend != "libvirt":
+        yield None
+        return
+    libvirtd = PrivateLibvirtd(netns, state)
+    libvirtd.start()
+    try:
+        yield libvirtd
+    finally:
+        left = libvirtd.domains()
+        libvirtd.stop()
+        assert not left, f"domains left running: {left}"

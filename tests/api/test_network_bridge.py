@@ -20,7 +20,7 @@ import pytest
 from apihelpers import Daemon, remove_all_containers, run_warm, vm_record
 from backends import BACKEND, WARM
 from imagebuild import debian_rootfs, write_docker_archive
-from privlibvirtd import PrivateLibvirtd
+from privlibvirtd import PrivateLibvirtd, libvirtd_for, temp_netns
 
 pytestmark = pytest.mark.vm
 
@@ -48,29 +48,15 @@ def until(check: object, timeout: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def netns() -> Iterator[str]:
-    ns = "vmct" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    yield ns
-    subprocess.run(["ip", "netns", "del", ns], check=True)
+    with temp_netns("vmct") as ns:
+        yield ns
 
 
 @pytest.fixture(scope="module")
 def ns_libvirtd(tmp_path_factory: pytest.TempPathFactory,
                 netns: str) -> Iterator[PrivateLibvirtd | None]:
-    """On the libvirt backend, a libvirtd of the module's own in ``netns``: QEMU
-    must open the taps the daemon makes there. None on the qemu backend."""
-    if BACKEND != "libvirt":
-        yield None
-        return
-    libvirtd = PrivateLibvirtd(netns, tmp_path_factory.mktemp("libvirtd"))
-    libvirtd.start()
-    try:
+    with libvirtd_for(BACKEND, netns, tmp_path_factory.mktemp("libvirtd")) as libvirtd:
         yield libvirtd
-    finally:
-        left = libvirtd.domains()
-        libvirtd.stop()
-        assert not left, f"domains left running: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,13 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from apihelpers import Daemon, remove_all_containers
 from backends import BACKEND
-
-# Taps live in the test's netns, which a system libvirtd (in the host's) cannot see.
-pytestmark = pytest.mark.skipif(BACKEND != "qemu", reason="bridge-mode taps live in the "
-                                                          "test's netns; libvirtd in the host's")
+from privlibvirtd import PrivateLibvirtd, libvirtd_for, temp_netns
 
 
 def docker(d: Daemon, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -42,11 +38,15 @@ def nft_tables(ns: str) -> str:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
-    ns = "vmcm" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    yield ns
-    subprocess.run(["ip", "netns", "del", ns], check=True)
+    with temp_netns("vmcm") as ns:
+        yield ns
+
+
+@pytest.fixture
+def ns_libvirtd(tmp_path_factory: pytest.TempPathFactory,
+                netns: str) -> Iterator[PrivateLibvirtd | None]:
+    with libvirtd_for(BACKEND, netns, tmp_path_factory.mktemp("libvirtd")) as libvirtd:
+        yield libvirtd
 
 
 def no_mode_env(d: Daemon) -> Daemon:
@@ -140,8 +140,9 @@ def test_bridge_mode_without_its_tools_refuses_to_start(tmp_path: Path, netns: s
 
 
 @pytest.mark.vm
-def test_cli_first_run_as_root_starts_a_bridge_mode_daemon(tmp_path: Path, netns: str,
-                                                           busybox_archive: Path) -> None:
+def test_cli_first_run_as_root_starts_a_bridge_mode_daemon(
+        tmp_path: Path, netns: str, busybox_archive: Path,
+        ns_libvirtd: PrivateLibvirtd | None) -> None:
     """``make demo``'s path: the vmcontainer CLI, as root without any setting, starts
     the daemon itself; the daemon inherits the CLI's network namespace and
     environment, so it runs in bridge mode there and the container gets an address
@@ -149,11 +150,15 @@ def test_cli_first_run_as_root_starts_a_bridge_mode_daemon(tmp_path: Path, netns
     root, sock = tmp_path / "root", tmp_path / "vmc.sock"
     env = {k: v for k, v in os.environ.items() if k != "VMCONTAINER_NETWORK"}
     env.update(VMCONTAINER_ROOT="root", VMCONTAINER_HOST=f"unix://{sock}")
+    prefix: tuple[str, ...] = ("ip", "netns", "exec", netns)
+    if ns_libvirtd is not None:
+        # nsenter --mount starts in the target's "/": keep the relative data root here
+        prefix = (*ns_libvirtd.prefix, f"--wd={tmp_path}")
+        env["VMCONTAINER_LIBVIRT_URI"] = ns_libvirtd.uri
 
     def vmc(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m",
-                               "vmcontainer", *args], env=env, capture_output=True, text=True,
-                              timeout=300, cwd=tmp_path)
+        return subprocess.run([*prefix, sys.executable, "-m", "vmcontainer", *args], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
     try:
         r = vmc("load", "-i", str(busybox_archive))
