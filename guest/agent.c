@@ -31,6 +31,7 @@
 #include "container.h"
 #include "net.h"
 #include "protocol.h"
+#include "replay.h"
 #include "reply.h"
 #include "session.h"
 #include "util.h"
@@ -374,7 +375,9 @@ int main(void)
     sync();
     /* As Docker's OOMKilled: the kernel's OOM killer ended a process of the
      * container (the guest runs nothing else that it could pick). */
-    vmc_send_json(VMC_MSG_EXIT, VMC_MAIN_SESSION, vmc_exit_json(status, oom_kills() > oom_before));
+    json_object *exit_obj = vmc_exit_json(status, oom_kills() > oom_before);
+    vmc_replay_send_exit(json_object_to_json_string_ext(exit_obj, JSON_C_TO_STRING_PLAIN));
+    json_object_put(exit_obj);
     idle(GRACE_MS);
     reboot_now();
 }

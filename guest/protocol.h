@@ -1,4 +1,4 @@
-/* vmcontainer agent protocol, version 2: the constants of guest/PROTOCOL.md.
+/* vmcontainer agent protocol, version 3: the constants of guest/PROTOCOL.md.
  * tests/unit/test_protocol_doc.py checks them against the document and against
  * vmcontainer/guestlink/protocol.py; change all three together. */
 #ifndef VMC_PROTOCOL_H
@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#define VMC_PROTOCOL_VERSION 2
+#define VMC_PROTOCOL_VERSION 3
 /* "version" of /config.json (PROTOCOL.md, "Container config"). */
 #define VMC_CONFIG_VERSION 2
 #define VMC_AGENT_PORT_NAME "org.vmcontainer.agent.0"
@@ -28,6 +28,7 @@
 #define VMC_MSG_ARCHIVE_INFO 0x09
 #define VMC_MSG_SYNCED 0x0e
 #define VMC_MSG_NET_RESULT 0x0c
+#define VMC_MSG_RESUMED 0x0f
 
 /* Host to guest. */
 #define VMC_MSG_SIGNAL 0x81
@@ -40,6 +41,8 @@
 #define VMC_MSG_NET_CONFIG 0x88
 #define VMC_MSG_CONFIG 0x8b
 #define VMC_MSG_NET_RELEASE 0x8d
+#define VMC_MSG_ACK 0x8e
+#define VMC_MSG_RESUME 0x8f
 
 /* The largest host-to-guest payload the agent accepts (larger frames are skipped). */
 #define VMC_MAX_HOST_PAYLOAD 65536u

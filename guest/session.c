@@ -6,7 +6,7 @@
  * VMC_STDIN_BOUND bytes in one session the port is not read until it drains.
  * An EXEC session ends with EXIT once its process was reaped and its output
  * reached EOF; the main session ends last (its EXIT is the caller's).
- * One file (~460 lines) for one reason: the session table is this loop's own
+ * One file (~480 lines) for one reason: the session table is this loop's own
  * static state, and every frame handler below adds to it or looks in it. */
 #include "session.h"
 #include "net.h"
@@ -27,6 +27,7 @@
 #include "config.h"
 #include "exec.h"
 #include "protocol.h"
+#include "replay.h"
 #include "reply.h"
 #include "top.h"
 #include "tty.h"
@@ -60,6 +61,7 @@ void vmc_sessions_init(struct vmc_channel *ch, int fd)
 {
     chan = ch;
     sig_fd = fd;
+    vmc_replay_init(ch);
 }
 
 static void close_fd(int *fd)
@@ -274,6 +276,14 @@ void vmc_session_on_frame(void *ctx, uint8_t type, uint16_t id, const uint8_t *p
         vmc_net_on_release(id, payload, len);
         return;
     }
+    if (type == VMC_MSG_ACK) {
+        vmc_replay_on_ack(payload, len);
+        return;
+    }
+    if (type == VMC_MSG_RESUME) {
+        vmc_replay_on_resume(payload, len);
+        return;
+    }
     struct session *s = find(id);
     if (s == NULL || s->exited)
         return;
@@ -321,7 +331,10 @@ static bool forward(struct session *s, int fd, uint8_t type)
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n > 0) {
-            vmc_channel_send(chan, type, s->id, buf, (size_t)n);
+            if (s->id == VMC_MAIN_SESSION)
+                vmc_replay_send(type, buf, (size_t)n); /* kept until the host stored it */
+            else
+                vmc_channel_send(chan, type, s->id, buf, (size_t)n);
             return true;
         }
         if (n < 0 && errno == EINTR)

@@ -102,7 +102,10 @@ def test_unix_socket_mode_and_tls_tcp(tmp_path: Path) -> None:
 @pytest.mark.vm
 def test_restart_adopts_running_containers(tmp_path: Path, busybox_archive: Path) -> None:
     """SIGKILL the daemon while 3 containers run; a new daemon shows them running,
-    with all their output, and stops them."""
+    with all their output, and stops them. The daemon is stopped (SIGSTOP) for a
+    while before it is killed, so that output waits unread in its socket, and one
+    container has half a line in the daemon's memory: both reach the log once
+    (the agent sends again what the dead daemon had not stored)."""
     d = Daemon(tmp_path / "root", tmp_path / "d.sock")
     d.start()
     try:
@@ -115,12 +118,19 @@ def test_restart_adopts_running_containers(tmp_path: Path, busybox_archive: Path
                 "Cmd": ["sh", "-c", "i=0; while true; do echo $i; i=$((i+1)); sleep 0.5; done"]})
             ids.append(r.json()["Id"])
             assert d.request("POST", f"/containers/{ids[-1]}/start").status == 204
+        r = d.post_json("/containers/create?name=halfline", {
+            "Image": "busybox", "Cmd": ["sh", "-c", "printf begin-; sleep 6; echo end; sleep 600"]})
+        half = r.json()["Id"]
+        assert d.request("POST", f"/containers/{half}/start").status == 204
         time.sleep(2)
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # output the daemon does not read
         d.stop(signal.SIGKILL)
         time.sleep(3)  # output produced while no daemon runs
         d.start()
         listed = {c["Id"]: c["State"] for c in d.request("GET", "/containers/json").json()}
-        assert listed == {cid: "running" for cid in ids}, d.log_text()
+        assert listed == {cid: "running" for cid in [*ids, half]}, d.log_text()
         time.sleep(1)
         for cid in ids:
             r = d.request("GET", f"/containers/{cid}/logs?stdout=1")
@@ -129,6 +139,11 @@ def test_restart_adopts_running_containers(tmp_path: Path, busybox_archive: Path
             assert d.request("POST", f"/containers/{cid}/stop?t=1", timeout=30).status == 204
             state = d.request("GET", f"/containers/{cid}/json").json()["State"]
             assert (state["Status"], state["ExitCode"]) == ("exited", 137)  # killed after t
+        deadline = time.monotonic() + 30
+        while b"end" not in (body := d.request("GET", f"/containers/{half}/logs?stdout=1").body):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+        assert [data for _, data in deframe(body)] == [b"begin-end\n"]
     finally:
         remove_all_containers(d)
         d.stop()

@@ -1,7 +1,7 @@
-"""The guest agent over its port, protocol version 2 (guest/PROTOCOL.md): real VMs
+"""The guest agent over its port, protocol version 3 (guest/PROTOCOL.md): real VMs
 (QEMU, TCG here) booted with a config disk written here and an overlay of a busybox
 image, frames spoken directly through AgentLink — sessions, STDIN, PTYs, RESIZE,
-EXEC, SIGNAL to exec sessions, TOP, --init."""
+EXEC, SIGNAL to exec sessions, TOP, --init, ACK and RESUME."""
 
 from __future__ import annotations
 
@@ -56,12 +56,15 @@ def accel(boot_assets: BootAssets) -> str:
 class Guest:
     """One booted VM: frames read by session, in order."""
 
-    def __init__(self, link: AgentLink) -> None:
+    def __init__(self, link: AgentLink, *, ack: bool = True) -> None:
         self.link = link
         self._frames = link.frames()
         self._queues: dict[int, list[Frame]] = {}
         self.order: list[tuple[int, int]] = []  # (session, type) of every frame read
         self.main_pid = 0
+        self.ack = ack  # acknowledge session 0's output as read, as the daemon does
+        self.received = [0, 0]  # bytes of session 0's stdout, stderr read
+        self.socket: str | Path = ""  # the port's unix socket, for a second host
 
     async def next(self, session: int) -> Frame:
         """The next frame about ``session`` (LOG frames skipped)."""
@@ -72,6 +75,10 @@ class Guest:
                     continue
                 self.order.append((frame.session, frame.type))
                 self._queues.setdefault(frame.session, []).append(frame)
+                if frame.session == 0 and frame.type in (MsgType.STDOUT, MsgType.STDERR):
+                    self.received[frame.type == MsgType.STDERR] += len(frame.payload)
+                    if self.ack:
+                        self.link.ack(*self.received)
         return self._queues[session].pop(0)
 
     async def expect(self, session: int, msg_type: MsgType) -> dict[str, Any]:
@@ -143,7 +150,8 @@ async def boot(tmp_path: Path, disk: Path, assets: BootAssets, accel: str,
     try:
         link = await AgentLink.connect(machine.socket_path("agent.sock"))
         guest = Guest(link)
-        assert (await guest.expect(0, MsgType.HELLO))["version"] == 2
+        guest.socket = machine.socket_path("agent.sock")
+        assert (await guest.expect(0, MsgType.HELLO))["version"] == 3
         guest.main_pid = (await guest.expect(0, MsgType.STARTED))["pid"]
         yield guest
         await link.close()
@@ -282,3 +290,47 @@ async def test_init_forwards_signals_and_keeps_the_tty(vm: Any) -> None:
         await g.send(MsgType.SIGNAL, {"signal": 10})
         out, _, ex = await g.run(0)
         assert b"usr1" in out and ex["exit_code"] == 5
+
+
+async def test_unacknowledged_output_is_kept_up_to_1mib(vm: Any) -> None:
+    """Output never waits for an ACK; without ACKs the agent keeps the last ~1 MiB
+    of it, which a resuming host gets again."""
+    size = 3 << 20
+    script = f"seq 1000000 | head -c {size}"
+    async with vm({"args": ["sh", "-c", script]}) as g:
+        g.ack = False
+        out, err, ex = await g.run(0)
+        assert len(out) == size and err == b"" and ex["exit_code"] == 0
+        await g.link.close()
+        second = Guest(await AgentLink.connect(g.socket))
+        await second.link.resume(0, 0)
+        again, _, ex_again = await second.run(0)
+        assert (1 << 20) - (1 << 16) <= len(again) <= 1 << 20 and out.endswith(again)
+        assert ex_again == ex
+        await second.link.close()
+
+
+async def test_resume_sends_again_what_was_not_stored(vm: Any) -> None:
+    """A second host (a restarted daemon) that stored 4 bytes gets the rest again,
+    after RESUMED, then the output produced meanwhile, then EXIT; a third host that
+    stored everything gets EXIT again only."""
+    script = "echo one; echo err >&2; echo two; read x; echo three-$x"
+    async with vm({"args": ["sh", "-c", script], "stdin": True}) as g:
+        g.ack = False
+        got = {MsgType.STDOUT: b"", MsgType.STDERR: b""}
+        while got[MsgType.STDOUT] != b"one\ntwo\n" or got[MsgType.STDERR] != b"err\n":
+            frame = await g.next(0)
+            got[MsgType(frame.type)] += frame.payload
+        await g.link.close()  # the first host dies having stored "one\n" only
+
+        second = Guest(await AgentLink.connect(g.socket))
+        await second.link.resume(4, 0)
+        await second.send(MsgType.STDIN, b"x\n")
+        out, err, ex = await second.run(0)
+        assert (out, err, ex["exit_code"]) == (b"two\nthree-x\n", b"err\n", 0)
+        await second.link.close()
+
+        third = Guest(await AgentLink.connect(g.socket))
+        await third.link.resume(4 + len(out), len(err))
+        assert await third.run(0) == (b"", b"", ex)
+        await third.link.close()

@@ -32,3 +32,51 @@ def test_frames_survive_an_abandoned_iterator() -> None:
     assert asyncio.run(main()) == [
         (MsgType.STARTED, b'{"pid": 2}'), (MsgType.STDOUT, b"hi\n"), (MsgType.STDERR, b"err\n"),
         (MsgType.EXIT, b'{"exit_code": 0}')]
+
+
+def test_resume_drops_everything_before_resumed_even_a_split_frame() -> None:
+    """After resume(), bytes before the agent's RESUMED (the tail of a frame the
+    previous host read in part, frames sent before the agent saw RESUME, a RESUMED
+    with another token) are dropped, however the reads cut them."""
+    async def main() -> tuple[bytes, list[tuple[int, bytes]]]:
+        host, guest = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=host)
+        link = AgentLink(reader, writer)
+        await link.resume(7, 3)
+        request = guest.recv(1000)
+        token = request[8 + 16:]
+        stale = (encode(MsgType.STDOUT, b"half a frame")[5:] + encode(MsgType.STDOUT, b"old\n")
+                 + encode(MsgType.RESUMED, b"x" * 16))
+        fresh = (encode(MsgType.RESUMED, token) + encode(MsgType.STDOUT, b"again\n")
+                 + encode(MsgType.EXIT, b'{"exit_code": 0}'))
+        stream = stale + fresh
+        for i in range(0, len(stream), 5):  # reads that cut the marker anywhere
+            guest.sendall(stream[i:i + 5])
+            await asyncio.sleep(0)
+        guest.close()
+        frames = [(f.type, f.payload) async for f in link.frames()]
+        await link.close()
+        return request, frames
+
+    request, frames = asyncio.run(main())
+    assert request[:8 + 16] == encode(MsgType.RESUME, bytes(32))[:8] + (
+        (7).to_bytes(8, "big") + (3).to_bytes(8, "big"))
+    assert frames == [(MsgType.STDOUT, b"again\n"), (MsgType.EXIT, b'{"exit_code": 0}')]
+
+
+def test_ack_sends_only_new_counts() -> None:
+    async def main() -> bytes:
+        host, guest = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=host)
+        link = AgentLink(reader, writer)
+        link.ack(0, 0)  # nothing stored yet: nothing to say
+        link.ack(5, 0)
+        link.ack(5, 0)
+        link.ack(5, 2)
+        await writer.drain()
+        await link.close()
+        return guest.recv(1000)
+
+    five, two = (5).to_bytes(8, "big"), (2).to_bytes(8, "big")
+    assert asyncio.run(main()) == (encode(MsgType.ACK, five + bytes(8))
+                                   + encode(MsgType.ACK, five + two))

@@ -10,6 +10,7 @@ invalid sequences replaced, as Go's JSON encoder does.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +30,42 @@ class LogEntry:
 
 class JsonFileWriter:
     """Appends entries for both streams to one file; call ``close()`` at exit to
-    write partial last lines."""
+    write partial last lines.
 
-    def __init__(self, path: Path) -> None:
+    With ``stored_path`` it also records there, after every write, how many bytes
+    of each stream are in the log as whole entries (``stored``; a partial line is
+    not), which is what the host acknowledges to the agent; ``resume=True`` goes on
+    from the counts recorded there (a restarted daemon adopting the container),
+    otherwise they start at 0 (a new run). Raises OSError when a file cannot be
+    opened."""
+
+    def __init__(self, path: Path, stored_path: Path | None = None, *,
+                 resume: bool = False) -> None:
         self._fh: BinaryIO = open(path, "ab")  # noqa: SIM115 — closed in close()
         self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._stored = dict.fromkeys(("stdout", "stderr"), 0)
+        self._recorded = (-1, -1)
+        self._stored_fd = -1
+        if stored_path is not None:
+            if resume:
+                self._stored["stdout"], self._stored["stderr"] = read_stored(stored_path)
+            self._stored_fd = os.open(stored_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._record()
+
+    @property
+    def stored(self) -> tuple[int, int]:
+        """Bytes of stdout and of stderr written as whole entries."""
+        return self._stored["stdout"], self._stored["stderr"]
+
+    def _record(self) -> None:
+        if self._stored_fd >= 0 and self.stored != self._recorded:
+            os.pwrite(self._stored_fd, b"%020d %020d\n" % self.stored, 0)
+            self._recorded = self.stored
 
     def _emit(self, stream: str, data: bytes) -> None:
         entry = {"log": data.decode("utf-8", "replace"), "stream": stream, "time": now_rfc3339()}
         self._fh.write(json.dumps(entry, ensure_ascii=False).encode() + b"\n")
+        self._stored[stream] += len(data)
 
     def write(self, stream: str, data: bytes) -> None:
         buf = self._partial[stream]
@@ -52,6 +80,7 @@ class JsonFileWriter:
             self._emit(stream, bytes(buf[:MAX_LINE]))
             del buf[:MAX_LINE]
         self._fh.flush()
+        self._record()  # after the entries are in the file: a crash between repeats, never loses
 
     def close(self) -> None:
         for stream, buf in self._partial.items():
@@ -59,6 +88,20 @@ class JsonFileWriter:
                 self._emit(stream, bytes(buf))
                 buf.clear()
         self._fh.close()
+        self._record()
+        if self._stored_fd >= 0:
+            os.close(self._stored_fd)
+            self._stored_fd = -1
+
+
+def read_stored(path: Path) -> tuple[int, int]:
+    """The counts a JsonFileWriter recorded in ``path`` (stdout, stderr); (0, 0) when
+    the file is missing or unreadable (the agent then sends all it kept)."""
+    try:
+        out, err = path.read_bytes().split()[:2]
+        return int(out), int(err)
+    except (OSError, ValueError):
+        return 0, 0
 
 
 def read_log(path: Path) -> Iterator[LogEntry]:

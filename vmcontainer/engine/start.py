@@ -35,7 +35,13 @@ from vmcontainer.engine.state import Status, now_rfc3339
 from vmcontainer.errors import NotModified, StartError, System
 from vmcontainer.guestlink.configdisk import write_config_disk
 from vmcontainer.guestlink.link import AgentLink
-from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD, PORT_NAME, Frame, MsgType
+from vmcontainer.guestlink.protocol import (
+    MAX_HOST_PAYLOAD,
+    PORT_NAME,
+    PROTOCOL_VERSION,
+    Frame,
+    MsgType,
+)
 from vmcontainer.vm.backend import Machine
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
 from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
@@ -181,6 +187,8 @@ async def _boot(ctx: EngineContext, c: Container, net: NetworkPlan, kernel: Path
         "Kernel": str(kernel), "Initramfs": str(initramfs),
         "MachineType": spec.machine_type, "MemoryMiB": spec.memory_mib, "VCPUs": spec.vcpus,
         "HotplugSlots": spec.hotplug_slots, "Path": "cold",
+        # The agent in this initramfs speaks this version (adopt: RESUME needs 3).
+        "AgentProtocol": PROTOCOL_VERSION,
     }
     t0 = time.monotonic()
     clone = None
@@ -243,14 +251,16 @@ async def adopt_container(ctx: EngineContext, c: Container,
                           sink: OutputSink | None = None) -> Running:
     """Take back a running container whose VM an earlier process started (daemon
     restart): reconnect its agent port — output written meanwhile waited in the
-    guest, since virtio-serial holds writes while nobody reads — and watch it to its
-    exit like one started here. Raises System when the agent does not answer."""
+    guest, since virtio-serial holds writes while nobody reads, and output the
+    previous daemon read but did not store is sent again (RESUME) — and watch it
+    to its exit like one started here. Raises System when the agent does not answer."""
     spec = machine_spec(ctx, c, Path(c.boot.get("Kernel", "")), Path(c.boot.get("Initramfs", "")))
     machine = await ctx.backend.adopt(spec, c.state.pid)
     link = await _connect(machine)
     await restore_ports(ctx, c)
     running = Running(c, machine, link, asyncio.get_running_loop().create_future())
-    running.task = asyncio.create_task(_monitor(ctx, running, link, [], sink))
+    running.task = asyncio.create_task(_monitor(
+        ctx, running, link, [], sink, resume=c.boot.get("AgentProtocol", 2) >= 3))
     return running
 
 
@@ -314,9 +324,14 @@ def _record_start_failure(ctx: EngineContext, c: Container, err: BaseException) 
 
 
 async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early: list[Frame],
-                   sink: OutputSink | None) -> None:
+                   sink: OutputSink | None, *, resume: bool = False) -> None:
+    """Log the main process's output, acknowledging each write to the agent
+    (``resume``: adopted; ask for what the previous daemon did not store), hand
+    session frames on, and record the exit."""
     c = running.container
-    writer = JsonFileWriter(ctx.store.dir(c.id) / f"{c.id}-json.log")
+    log_path = ctx.store.dir(c.id) / f"{c.id}-json.log"
+    writer = JsonFileWriter(log_path, log_path.with_name(log_path.name + ".stored"),
+                            resume=resume)
     exit_code: int | None = None
     oom_killed = False
     error = ""
@@ -324,10 +339,13 @@ async def _monitor(ctx: EngineContext, running: Running, link: AgentLink, early:
     def output(frame: Frame) -> None:
         stream = "stdout" if frame.type == MsgType.STDOUT else "stderr"
         writer.write(stream, frame.payload)
+        link.ack(*writer.stored)
         if sink:
             sink(stream, frame.payload)
 
     try:
+        if resume:
+            await link.resume(*writer.stored)
         for frame in early:
             if frame.type in (MsgType.STDOUT, MsgType.STDERR):
                 output(frame)

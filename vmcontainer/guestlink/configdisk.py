@@ -14,9 +14,9 @@ from typing import Any
 
 import pycdlib
 
-from vmcontainer.guestlink.protocol import PROTOCOL_VERSION
-
-CONFIG_VERSION = PROTOCOL_VERSION
+# The config disk's own version (PROTOCOL.md, "Container config"): unchanged by
+# protocol version 3, which added only frames (ACK, RESUME, RESUMED).
+CONFIG_VERSION = 2
 
 
 def write_config_disk(path: Path, config: dict[str, Any]) -> None:

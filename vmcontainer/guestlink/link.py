@@ -2,7 +2,9 @@
 
 QEMU serves the port as a unix socket (``-chardev socket,server=on,wait=off``); the
 host connects, reads frames (guest/PROTOCOL.md) and may reconnect at any time —
-the guest's writes block while nobody is connected, so nothing is lost.
+the guest's writes block while nobody is connected. A host that adopts a running
+guest asks with ``resume`` for the main process's output the previous host read but
+did not store (PROTOCOL.md, "Acknowledged output"); ``ack`` says what is stored.
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from vmcontainer.errors import Unavailable
-from vmcontainer.guestlink.protocol import Frame, FrameDecoder, encode
+from vmcontainer.guestlink.protocol import Frame, FrameDecoder, MsgType, encode, encode_counts
 
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 16
+# ACKs are cumulative: one may be left out while the guest is not reading the port.
+_ACK_BUFFER_LIMIT = 1 << 16
 
 
 class AgentLink:
@@ -33,6 +38,11 @@ class AgentLink:
         # consumer may stop after any of them (the start path stops at STARTED and
         # the monitor goes on with a new frames() iterator).
         self._pending: deque[Frame] = deque()
+        self._acked = (0, 0)
+        # After resume(): the RESUMED frame the stream is read up to and dropped
+        # until it comes, and the bytes that may hold its beginning.
+        self._marker = b""
+        self._skipped = bytearray()
 
     @classmethod
     async def connect(cls, path: str | Path, timeout: float = 10.0) -> AgentLink:
@@ -63,7 +73,43 @@ class AgentLink:
                 return  # QEMU went away: the same as EOF
             if not data:
                 return
-            self._pending.extend(self._decoder.feed(data))
+            self._pending.extend(self._decoder.feed(self._past_marker(data)))
+
+    def _past_marker(self, data: bytes) -> bytes:
+        """``data`` as is, or while resuming: nothing until the RESUMED frame, then
+        what follows it."""
+        if not self._marker:
+            return data
+        self._skipped += data
+        at = self._skipped.find(self._marker)
+        if at < 0:
+            del self._skipped[:max(0, len(self._skipped) - len(self._marker) + 1)]
+            return b""
+        rest = bytes(self._skipped[at + len(self._marker):])
+        self._marker, self._skipped = b"", bytearray()
+        return rest
+
+    async def resume(self, stdout: int, stderr: int) -> None:
+        """Adopting a running guest: ask for session 0's output after ``stdout`` and
+        ``stderr`` bytes (what this host's log holds), and read nothing before the
+        agent's answer — the bytes before it are a frame the previous host read in
+        part and frames the agent sent before it saw RESUME, which it sends again.
+        Call before ``frames``; a paused guest answers once resumed."""
+        token = os.urandom(16)
+        self._marker = encode(MsgType.RESUMED, token)
+        self._acked = (stdout, stderr)
+        await self.send(MsgType.RESUME, encode_counts(stdout, stderr) + token)
+
+    def ack(self, stdout: int, stderr: int) -> None:
+        """Tell the agent that ``stdout``/``stderr`` bytes of session 0's output are
+        stored. Never waits: left out when nothing new is stored or when the guest
+        has not read the previous frames (a later ACK covers this one)."""
+        if (stdout, stderr) == self._acked or self._writer.is_closing():
+            return
+        if self._writer.transport.get_write_buffer_size() > _ACK_BUFFER_LIMIT:
+            return
+        self._acked = (stdout, stderr)
+        self._writer.write(encode(MsgType.ACK, encode_counts(stdout, stderr)))
 
     async def send(self, msg_type: int, payload: bytes = b"", session: int = 0) -> None:
         """Send one host-to-guest frame and wait until it is handed to the socket."""

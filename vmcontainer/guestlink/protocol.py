@@ -1,4 +1,4 @@
-"""Frames of the agent protocol, version 2 — the same contract as guest/PROTOCOL.md.
+"""Frames of the agent protocol, version 3 — the same contract as guest/PROTOCOL.md.
 
 A frame is an 8-byte header (type u8, flags u8, session u16, payload length u32,
 big-endian) and the payload. Session 0 is the container's main process; exec
@@ -16,11 +16,12 @@ from typing import Any
 
 from vmcontainer.errors import System
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAIN_SESSION = 0
 MAX_SESSION = 0xFFFF
 PORT_NAME = "org.vmcontainer.agent.0"
 HEADER = struct.Struct(">BBHI")
+COUNTS = struct.Struct(">QQ")  # ACK/RESUME: stdout, stderr bytes stored
 MAX_PAYLOAD = 1 << 20
 MAX_HOST_PAYLOAD = 1 << 16
 
@@ -38,6 +39,7 @@ class MsgType(enum.IntEnum):
     PROCESSES = 0x08
     ARCHIVE_INFO = 0x09
     NET_RESULT = 0x0C
+    RESUMED = 0x0F
     SYNCED = 0x0E
     SIGNAL = 0x81
     STDIN = 0x82
@@ -49,6 +51,8 @@ class MsgType(enum.IntEnum):
     SYNC = 0x8A
     CONFIG = 0x8B
     NET_RELEASE = 0x8D
+    ACK = 0x8E
+    RESUME = 0x8F
 
 
 class ProtocolError(System):
@@ -83,6 +87,12 @@ def encode(msg_type: int, payload: bytes = b"", session: int = MAIN_SESSION) -> 
     if not 0 <= session <= MAX_SESSION:
         raise ValueError(f"session {session} is outside 0-{MAX_SESSION}")
     return HEADER.pack(msg_type, 0, session, len(payload)) + payload
+
+
+def encode_counts(stdout: int, stderr: int) -> bytes:
+    """The 16 bytes of ACK and RESUME (PROTOCOL.md, "Acknowledged output"): bytes of
+    session 0's stdout and stderr the host has stored, u64 big-endian each."""
+    return COUNTS.pack(stdout, stderr)
 
 
 class FrameDecoder:
