@@ -4,13 +4,15 @@ template pool in ``docker info``, and the cold fallbacks."""
 
 from __future__ import annotations
 
+import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from apihelpers import Daemon, docker, fetch, free_port, remove_all_containers, run_warm, vm_record
 from backends import WARM
+
+from vmcontainer.engine.templatelayout import VOLUME_CAPACITY
 
 pytestmark = pytest.mark.vm
 warm_only = pytest.mark.skipif(not WARM, reason="the suite's daemons start containers cold")
@@ -101,14 +103,96 @@ def test_clone_reads_its_own_rootfs_and_keeps_writes(daemon: Daemon) -> None:
     docker(daemon, "rm", name)
 
 
+def _ok(r: subprocess.CompletedProcess[str]) -> str:
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 @warm_only
-def test_container_with_a_volume_starts_cold(daemon: Daemon) -> None:
-    warm, _ = run_warm(daemon, "busybox", "true")  # a template for this size exists
-    name = "c" + uuid.uuid4().hex[:10]
-    r = docker(daemon, "run", "--name", name, "-v", "/data", "busybox", "ls", "-d", "/data")
-    assert (r.returncode, r.stdout) == (0, "/data\n"), r.stderr
+def test_named_volume_is_kept_across_warm_clones(daemon: Daemon, name: str) -> None:
+    """A volume disk in a clone: the template's guest probed a placeholder in its
+    slot, a clone mounts its own volume (found by serial), and what one clone
+    wrote the next reads."""
+    vol = name + "v"
+    first, out = run_warm(daemon, "-v", f"{vol}:/data", "busybox", "sh", "-c",
+                          "hostname > /data/writer; grep ' /data ' /proc/mounts")
+    assert " /data ext4 rw," in out, out
+    second, out = run_warm(daemon, "--mount", f"type=volume,src={vol},dst=/v,ro", "busybox",
+                           "sh", "-c", "cat /v/writer; touch /v/x 2>&1 | "
+                           "grep -o 'Read-only file system'")
+    hostname = _ok(docker(daemon, "inspect", "-f", "{{.Config.Hostname}}", first))
+    assert out == hostname + "Read-only file system\n"
+    key = vm_record(daemon, second)["Template"]
+    assert vm_record(daemon, first)["Template"] == key
+    line = next(ln for ln in _ok(docker(daemon, "info")).splitlines()
+                if f"Template {key[:12]}: " in ln)
+    assert ", microvm, 1 NIC, 1 volume, built in " in line, line
+    _ok(docker(daemon, "rm", first, second))
+    _ok(docker(daemon, "volume", "rm", vol))
+
+
+@warm_only
+def test_bind_mounts_and_tmpfs_in_a_warm_clone(daemon: Daemon, tmp_path: Path) -> None:
+    """9p shares in a clone (the guest keeps the tags it probed: bind0, bind1),
+    read-write and read-only, both ways, next to a tmpfs and an anonymous volume."""
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (ro / "in.txt").write_text("from the host\n")
+    script = ("cat /ro/in.txt; echo from-$HOSTNAME > /rw/out.txt; "
+              "touch /ro/x 2>&1 | grep -o 'Read-only file system'; "
+              "grep ' /t ' /proc/mounts | cut -d' ' -f3; echo anon > /anon/f; cat /anon/f")
+    name, out = run_warm(daemon, "-v", f"{rw}:/rw", "-v", f"{ro}:/ro:ro", "--tmpfs", "/t",
+                         "-v", "/anon", "busybox", "sh", "-c", script)
+    hostname = _ok(docker(daemon, "inspect", "-f", "{{.Config.Hostname}}", name)).strip()
+    assert out == "from the host\nRead-only file system\ntmpfs\nanon\n", out
+    assert (rw / "out.txt").read_text() == f"from-{hostname}\n"
+    assert not (ro / "x").exists()
+    # a running clone sees the host's changes at once (9p, no cache)
+    running, _ = run_warm(daemon, "-d", "-v", f"{rw}:/rw", "-v", f"{ro}:/ro:ro", "--tmpfs",
+                          "/t", "-v", "/anon", "busybox", "sleep", "300")
+    (rw / "later.txt").write_text("later\n")
+    assert _ok(docker(daemon, "exec", running, "cat", "/rw/later.txt", "/ro/in.txt")) == \
+        "later\nfrom the host\n"
+    assert vm_record(daemon, running)["Template"] == vm_record(daemon, name)["Template"]
+    _ok(docker(daemon, "rm", "-f", "-v", name, running))
+
+
+@warm_only
+def test_clones_see_only_their_own_volumes(daemon: Daemon, name: str) -> None:
+    """Two clones of one template (two volume slots each), running at once, each
+    with volumes of its own: each sees its own disks in its slots."""
+    vols = {c: (f"{name}{c}1", f"{name}{c}2") for c in "ab"}
+    for v1, v2 in vols.values():  # fill each volume with a file of its own name
+        _ok(docker(daemon, "run", "--rm", "-v", f"{v1}:/one", "-v", f"{v2}:/two", "busybox",
+                   "sh", "-c", f"touch /one/{v1} /two/{v2}"))
+    names = {}
+    for c, (v1, v2) in vols.items():
+        names[c], _ = run_warm(daemon, "-d", "-v", f"{v1}:/one", "-v", f"{v2}:/two",
+                               "busybox", "sleep", "300")
+    for c, (v1, v2) in vols.items():
+        out = _ok(docker(daemon, "exec", names[c], "sh", "-c", "ls /one /two | grep -v lost"))
+        assert out == f"/one:\n{v1}\n\n/two:\n{v2}\n", out
+    assert vm_record(daemon, names["a"])["Template"] == vm_record(daemon, names["b"])["Template"]
+    _ok(docker(daemon, "rm", "-f", *names.values()))
+    _ok(docker(daemon, "volume", "rm", *vols["a"], *vols["b"]))
+
+
+@warm_only
+def test_volume_larger_than_its_slot_starts_cold(daemon: Daemon, name: str) -> None:
+    """The guest keeps the capacity the template probed (VOLUME_CAPACITY): a larger
+    volume cannot clone, and boots cold (and works) while a template exists."""
+    small, big = name + "s", name + "b"
+    warm, _ = run_warm(daemon, "-v", f"{small}:/data", "busybox", "true")
+    size = f"{2 * VOLUME_CAPACITY >> 30}g"
+    _ok(docker(daemon, "volume", "create", "-o", f"size={size}", big))
+    r = docker(daemon, "run", "--name", name, "-v", f"{big}:/data", "busybox", "sh", "-c",
+               "echo big > /data/f && cat /data/f && df -k /data | tail -1 | awk '{print $2}'")
+    lines = _ok(r).split()
+    assert lines[0] == "big" and int(lines[1]) > VOLUME_CAPACITY >> 10, r.stdout
     assert vm_record(daemon, name)["Path"] == "cold"
-    docker(daemon, "rm", "-v", name, warm)
+    _ok(docker(daemon, "rm", warm, name))
+    _ok(docker(daemon, "volume", "rm", small, big))
 
 
 def test_warm_start_off(tmp_path: Path, daemon: Daemon) -> None:

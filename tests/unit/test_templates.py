@@ -8,15 +8,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from vmcontainer.engine.templates import (
+from vmcontainer.engine.templatelayout import (
     MAX_MEMORY_MIB,
     MAX_NICS,
+    MAX_SHARES,
+    MAX_VOLUMES,
     ROOTFS_CAPACITY,
-    Template,
-    TemplatePool,
+    VOLUME_CAPACITY,
+    placeholders,
     qcow2_virtual_size,
     template_mac,
 )
+from vmcontainer.engine.templates import Template, TemplatePool
 from vmcontainer.engine.warm import clone_config, config_payload
 from vmcontainer.guestlink.configdisk import CONFIG_VERSION
 from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
@@ -52,9 +55,6 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     pool = TemplatePool(FakeBackend(), tmp_path / "t", tmp_path / "shm")  # type: ignore[arg-type]
     spec = container_spec(tmp_path)
     assert pool.eligible(spec)
-    volume = DiskSpec(tmp_path / "v.qcow2", "vol0")
-    assert not pool.eligible(replace(spec, disks=(*spec.disks, volume)))
-    assert not pool.eligible(replace(spec, shares=(ShareSpec(tmp_path, "bind0"),)))
     assert pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB))
     assert not pool.eligible(replace(spec, memory_mib=MAX_MEMORY_MIB + 1))
     assert not pool.eligible(replace(spec, extra_cmdline=("x=1",)))
@@ -64,6 +64,59 @@ def test_only_the_template_layout_is_eligible(tmp_path: Path) -> None:
     libvirt = FakeBackend()
     libvirt.name = "libvirt"
     assert not TemplatePool(libvirt, tmp_path, tmp_path).eligible(spec)  # type: ignore[arg-type]
+
+
+def volume(path: Path, size: int, serial: str = "vol0") -> DiskSpec:
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return DiskSpec(path, serial, format="raw")
+
+
+def test_volumes_and_shares_have_slots(tmp_path: Path) -> None:
+    """Up to MAX_VOLUMES volume disks that fit VOLUME_CAPACITY and MAX_SHARES 9p
+    shares tagged bind0, bind1, ... (the guest keeps the template's tags); their
+    counts are part of the key, their files, serials and read-only-ness are not."""
+    pool = TemplatePool(FakeBackend(), tmp_path / "t", tmp_path / "shm")  # type: ignore[arg-type]
+    (tmp_path / "k").write_bytes(b"kernel")
+    (tmp_path / "i").write_bytes(b"initramfs")
+    spec = container_spec(tmp_path, kernel=tmp_path / "k", initramfs=tmp_path / "i")
+    vols = tuple(volume(tmp_path / f"v{i}", 8 << 30, f"vol{i}") for i in range(MAX_VOLUMES + 1))
+    shares = tuple(ShareSpec(tmp_path / f"s{i}", f"bind{i}", readonly=i == 1)
+                   for i in range(MAX_SHARES + 1))
+    one = replace(spec, disks=(*spec.disks, vols[0]))
+    assert pool.eligible(one) and pool.key(one) != pool.key(spec)
+    other = replace(spec, disks=(*spec.disks, volume(tmp_path / "o", 64 << 20, "x1")))
+    assert pool.eligible(other) and pool.key(other) == pool.key(one)
+    full = replace(spec, disks=(*spec.disks, *vols[:MAX_VOLUMES]), shares=shares[:MAX_SHARES])
+    assert pool.eligible(full)
+    assert not pool.eligible(replace(spec, disks=(*spec.disks, *vols)))
+    assert not pool.eligible(replace(spec, shares=shares))
+    big = volume(tmp_path / "big", VOLUME_CAPACITY + 1)
+    assert not pool.eligible(replace(spec, disks=(*spec.disks, big)))
+    assert pool.eligible(replace(spec, disks=(*spec.disks, volume(big.path, VOLUME_CAPACITY))))
+    assert not pool.eligible(replace(spec, disks=(*spec.disks, replace(vols[0], readonly=True))))
+    assert not pool.eligible(replace(spec, disks=(*spec.disks, DiskSpec(tmp_path / "gone",
+                                                                          "vol0", format="raw"))))
+    bind = replace(spec, shares=shares[:1])
+    assert pool.eligible(bind)
+    assert not pool.eligible(replace(spec, shares=shares[1:2] + shares[:1]))
+    assert pool.key(bind) == pool.key(replace(bind, shares=(replace(shares[1], tag="bind0"),)))
+    assert len({pool.key(x) for x in (spec, one, bind, full)}) == 4
+    assert not pool.eligible(replace(spec, shares=(ShareSpec(tmp_path, "data"),)))
+
+
+def test_placeholders_fill_every_slot(tmp_path: Path) -> None:
+    vols = tuple(volume(tmp_path / f"v{i}", 1 << 30, f"vol{i}") for i in range(2))
+    spec = replace(container_spec(tmp_path), disks=(*container_spec(tmp_path).disks, *vols),
+                   shares=(ShareSpec(Path("/x"), "bind0", readonly=True),))
+    out = tmp_path / "tpl"
+    out.mkdir()
+    disks, shares = placeholders(spec, out)
+    assert [(d.serial, d.format, d.readonly, d.path.stat().st_size) for d in disks] == [
+        ("rootfs", "raw", False, ROOTFS_CAPACITY), ("config", "raw", True, 1 << 20),
+        ("vol0", "raw", False, VOLUME_CAPACITY), ("vol1", "raw", False, VOLUME_CAPACITY)]
+    assert all(d.path.stat().st_blocks == 0 for d in disks)  # sparse
+    assert [(s.tag, s.readonly, list(s.path.iterdir())) for s in shares] == [("bind0", False, [])]
 
 
 def test_nics_are_part_of_the_layout(tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ until written.
 
 One template per key: the SHA-256 of the kernel and initramfs contents (the
 initramfs holds the agent), memory, vCPUs, accelerator, the QEMU binary and the
-device layout (``layout``: machine type, hot-plug root ports, NIC slots).
-Templates are built in the background on first need; a container that finds none
-ready starts cold. Files: ``<root>/<key>/`` (state, disk placeholders) and
-``<shm>/<key>.ram``; this daemon's RAM files go at close.
+device layout (``templatelayout.layout``: machine type, volume and 9p share
+slots, hot-plug root ports, NIC slots; what a clone's guest keeps of the
+template's disks and shares: ``templatelayout``). Templates are built in the
+background on first need; a container that finds none ready starts cold. Files:
+``<root>/<key>/`` (state, disk and share placeholders) and ``<shm>/<key>.ram``;
+this daemon's RAM files go at close.
 
 NICs. A template has a NIC in each slot its containers have one, with the MAC
 ``template_mac(i)``, and a clone puts its own netdev — ``user`` with its host
@@ -49,37 +51,31 @@ import hashlib
 import logging
 import os
 import shutil
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmcontainer.engine.templatelayout import (
+    AGENT_SOCKET,
+    fits,
+    layout,
+    placeholders,
+    template_nic,
+)
 from vmcontainer.guestlink.link import AgentLink
 from vmcontainer.guestlink.protocol import PORT_NAME, MsgType
 from vmcontainer.network import links
 from vmcontainer.vm.backend import Backend
-from vmcontainer.vm.guestkernel import DEFAULT_CMDLINE
-from vmcontainer.vm.nic import NicSpec
 from vmcontainer.vm.qemu import QemuMachine
-from vmcontainer.vm.spec import ChannelSpec, DiskSpec, MachineSpec
+from vmcontainer.vm.spec import ChannelSpec, MachineSpec
 
 log = logging.getLogger(__name__)
 
-# Bump when the agent's template protocol or the device layout (qemu_argv's
-# device order: rng, agent port, rootfs, config, root ports, NICs) changes.
-LAYOUT_VERSION = "v2"
-# NICs a template may have (each costs the template's boot a probe).
-MAX_NICS = 8
-AGENT_SOCKET = "agent.sock"
-# The guest keeps the capacity it probed at the template's boot: every rootfs
-# whose virtual size is at most this fits (the disk is sparse).
-ROOTFS_CAPACITY = 1 << 40
-CONFIG_CAPACITY = 1 << 20
 BUILD_TIMEOUT_S = 120.0
-# A template's RAM file stays on tmpfs while the daemon runs, holding what its
-# guest touched at boot — which grows with its memory (the kernel's page structs:
-# 16 GiB for a 1 TiB guest): larger machines boot cold.
-MAX_MEMORY_MIB = 2048
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -96,34 +92,19 @@ class Template:
     built_s: float
     machine_type: str = "microvm"
     nic_ids: tuple[str, ...] = ()  # NIC i has MAC template_mac(i)
+    volumes: int = 0
+    shares: int = 0
 
     def describe(self) -> str:
-        """``docker info``'s words for it, e.g. ``128 MiB, 1 vCPU, microvm, 1 NIC``."""
-        nics = len(self.nic_ids)
-        return (f"{self.memory_mib} MiB, {self.vcpus} vCPU, {self.machine_type}, "
-                f"{nics} NIC{'' if nics == 1 else 's'}")
-
-
-def template_mac(index: int) -> str:
-    """The MAC of a template's NIC ``index`` (locally administered, ``02:76:6d:63``
-    is "vmc"): the guest's until its clone's agent sets the container's."""
-    return f"02:76:6d:63:00:{index:02x}"
-
-
-def _template_nic(key: str, index: int, nic: NicSpec) -> NicSpec:
-    """The template's NIC in the slot of container NIC ``nic`` (module docstring)."""
-    if nic.netdev == "tap":
-        return NicSpec(id=nic.id, mac=template_mac(index), netdev="tap",
-                       tap=f"vmctpl{key[:8]}{index}", bus=nic.bus)
-    return NicSpec(id=nic.id, mac=template_mac(index), netdev="hubport", bus=nic.bus)
-
-
-def layout(spec: MachineSpec) -> str:
-    """The device layout of container machine ``spec`` as part of its template key:
-    machine type, hot-plug root ports and each NIC's id and slot."""
-    nics = ",".join(f"{n.id}@{n.bus or 'mmio'}:{n.netdev}" for n in spec.nics)
-    return (f"{spec.machine_type};rootfs,config;agent;ports={spec.hotplug_slots};"
-            f"nics={nics};{LAYOUT_VERSION}")
+        """``docker info``'s words for it, e.g. ``128 MiB, 1 vCPU, microvm, 1 NIC``
+        (then ``, 2 volumes, 1 bind mount`` where it has those slots)."""
+        words = [f"{self.memory_mib} MiB", f"{self.vcpus} vCPU", self.machine_type,
+                 _count(len(self.nic_ids), "NIC")]
+        if self.volumes:
+            words.append(_count(self.volumes, "volume"))
+        if self.shares:
+            words.append(_count(self.shares, "bind mount"))
+        return ", ".join(words)
 
 
 @functools.lru_cache(maxsize=16)
@@ -140,18 +121,6 @@ def file_digest(path: Path) -> str:
     """SHA-256 of ``path``'s content, cached per (path, size, mtime)."""
     st = path.stat()
     return _file_digest(str(path), st.st_size, st.st_mtime_ns)
-
-
-def qcow2_virtual_size(path: Path) -> int | None:
-    """The virtual size in bytes from a qcow2 header, None when not qcow2."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-    except OSError:
-        return None
-    if len(head) < 32 or head[:4] != b"QFI\xfb":
-        return None
-    return int(struct.unpack(">Q", head[24:32])[0])
 
 
 class TemplatePool:
@@ -174,30 +143,9 @@ class TemplatePool:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
     def eligible(self, spec: MachineSpec) -> bool:
-        """Whether ``spec`` (a container's machine) has a template's device layout:
-        at most ``MAX_MEMORY_MIB``, the agent channel, a rootfs that fits, the
-        config slot, up to ``MAX_NICS`` user or tap NICs (on q35 in root ports,
-        with the machine's spare ports for hot-plug: a clone's are as free as its
-        template's), and nothing else (no volumes, shares or anything a later
-        field adds)."""
-        if (self._backend.name != "qemu" or len(spec.disks) != 2
-                or spec.memory_mib > MAX_MEMORY_MIB or len(spec.nics) > MAX_NICS):
-            return False
-        rootfs, config = spec.disks
-        if (rootfs.serial, config.serial) != ("rootfs", "config") or rootfs.readonly:
-            return False
-        if any(n.netdev not in ("user", "tap") for n in spec.nics):
-            return False
-        size = qcow2_virtual_size(rootfs.path)
-        if size is None or size > ROOTFS_CAPACITY:
-            return False
-        bare = MachineSpec(name=spec.name, kernel=spec.kernel, initramfs=spec.initramfs,
-                           cmdline=DEFAULT_CMDLINE, memory_mib=spec.memory_mib,
-                           vcpus=spec.vcpus, run_dir=spec.run_dir, disks=spec.disks,
-                           channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),), owner=spec.owner,
-                           nics=spec.nics, machine_type=spec.machine_type,
-                           hotplug_slots=spec.hotplug_slots)
-        return spec == bare
+        """Whether ``spec`` (a container's machine) can clone a template: the qemu
+        backend and a template's device layout (``templatelayout.fits``)."""
+        return self._backend.name == "qemu" and fits(spec)
 
     def get(self, spec: MachineSpec) -> Template | None:
         """The ready template for ``spec``; when there is none yet, its build
@@ -250,17 +198,14 @@ class TemplatePool:
             ram = self._shm / f"{key}.ram"
             ram_tmp = self._shm / f".{key}.ram.tmp"
             ram_tmp.unlink(missing_ok=True)
-            for name, size in (("rootfs.raw", ROOTFS_CAPACITY), ("config.raw", CONFIG_CAPACITY)):
-                with open(tmp / name, "wb") as fh:
-                    fh.truncate(size)
-            nics = tuple(_template_nic(key, i, n) for i, n in enumerate(spec.nics))
+            disks, shares = placeholders(spec, tmp)
+            nics = tuple(template_nic(key, i, n) for i, n in enumerate(spec.nics))
             taps = [n.tap for n in nics if n.netdev == "tap"]
             tspec = MachineSpec(
                 name=f"vmc-template-{key[:12]}", kernel=spec.kernel, initramfs=spec.initramfs,
                 cmdline=spec.cmdline, memory_mib=spec.memory_mib, vcpus=spec.vcpus,
                 run_dir=tmp,
-                disks=(DiskSpec(tmp / "rootfs.raw", "rootfs", format="raw"),
-                       DiskSpec(tmp / "config.raw", "config", format="raw", readonly=True)),
+                disks=disks, shares=shares,
                 channels=(ChannelSpec(PORT_NAME, AGENT_SOCKET),),
                 nics=nics,
                 machine_type=spec.machine_type, hotplug_slots=spec.hotplug_slots,
@@ -281,7 +226,8 @@ class TemplatePool:
             self._ready[key] = Template(key, final / "state", ram, final / "config.raw",
                                         spec.memory_mib, spec.vcpus,
                                         round(time.monotonic() - t0, 2), spec.machine_type,
-                                        tuple(n.id for n in spec.nics))
+                                        tuple(n.id for n in spec.nics),
+                                        len(spec.disks) - 2, len(spec.shares))
             log.info("template %s built in %.2fs", key[:12], time.monotonic() - t0)
         except asyncio.CancelledError:
             raise

@@ -2,8 +2,9 @@
 
 Warm where it applies — the qemu backend, the daemon's ``warm_start`` setting
 (``VMCONTAINER_WARM_START=0`` turns it off), a machine with a template's device
-layout (``TemplatePool.eligible``: no volumes or shares yet) whose template is
-built, and a config that fits one CONFIG frame — cold otherwise.
+layout (``templatelayout.fits``: volumes and bind mounts included, up to a few
+of each) whose template is built, and a config that fits one CONFIG frame —
+cold otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from vmcontainer.engine.context import EngineContext
-from vmcontainer.engine.templates import Template, TemplatePool, template_mac
+from vmcontainer.engine.templatelayout import template_mac
+from vmcontainer.engine.templates import Template, TemplatePool
 from vmcontainer.guestlink.configdisk import CONFIG_VERSION
 from vmcontainer.guestlink.protocol import MAX_HOST_PAYLOAD
 from vmcontainer.vm.spec import DiskSpec, MachineSpec
@@ -93,9 +95,11 @@ def drop(ctx: EngineContext, t: Template) -> None:
 
 def clone_spec(spec: MachineSpec, t: Template) -> MachineSpec:
     """``spec`` as a clone of ``t``: its RAM file private, its state incoming, the
-    template's placeholder in the config slot."""
-    return replace(spec, disks=(spec.disks[0], DiskSpec(t.config_disk, "config", format="raw",
-                                                        readonly=True)),
+    template's placeholder in the config slot (its rootfs, volumes and shares in
+    their slots, as they are)."""
+    rootfs, _, *volumes = spec.disks
+    config = DiskSpec(t.config_disk, "config", format="raw", readonly=True)
+    return replace(spec, disks=(rootfs, config, *volumes),
                    memory_file=t.memory, memory_shared=False, incoming=t.state)
 
 
