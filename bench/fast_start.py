@@ -2,6 +2,8 @@
 
     python bench/fast_start.py [-n 15] [--parallel 20] [--fleet 50]
 
+(``--parallel 0``, ``--fleet 0``: leave that part out.)
+
 Prints, each for vmcontainer cold (a daemon of its own with
 ``VMCONTAINER_WARM_START=0``), vmcontainer warm (another, cloning VM templates;
 each measured once its template is built) — both through the real ``docker`` CLI —
@@ -10,6 +12,8 @@ and for the reference Docker Engine (``/work/shared/tools/refdocker.sh``, runc):
 - ``docker run --rm IMAGE true``: median/min over ``-n`` runs; and a bare QEMU
   boot to guest userspace ready (the agent's HELLO, probe mode) with the same
   kernel, initramfs and QEMU flags, as the floor;
+- ``docker run --rm -v VOLUME:/data IMAGE true`` (a named volume, as compose
+  services have): median/min over ``-n`` runs;
 - ``--parallel`` containers started at once (``docker run -d``, all in flight
   together): wall time until every one runs;
 - host PSS of one idle container (``/proc/PID/smaps_rollup``: for vmcontainer the
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -56,6 +61,7 @@ os.environ["VMCONTAINER_NETWORK"] = "user"
 IMAGE = "vmcbench/busybox:latest"
 PREFIX = "vmcbench-"
 GUEST_MIB = 128
+VOLUME = "vmcbench-vol"
 
 
 def bare_boots(n: int, root: Path) -> list[float]:
@@ -131,29 +137,56 @@ def main() -> None:
             report(f"  bare QEMU boot to guest ready + exit, same kernel: {stats(bare)}")
             report(f"  ratios: cold/docker {c / r:.2f}, warm/docker {w / r:.2f}, "
                    f"cold/bare {c / b:.2f}, warm/bare {w / b:.2f}")
-            par = {}
+            until_warm(warm, "-v", f"{VOLUME}:/data")
+            vruns: dict[str, list[float]] = {e.label: [] for e in engines}
+            for _ in range(a.n):
+                for e in engines:
+                    vruns[e.label].append(e.timed("run", "--rm", "-v", f"{VOLUME}:/data",
+                                                  IMAGE, "true"))
+            vc, vw, vr = (statistics.median(vruns[e.label]) for e in engines)
+            report(f"`docker run --rm -v {VOLUME}:/data {IMAGE} true` (docker CLI):")
             for e in engines:
-                par[e.label] = parallel_start(e, a.parallel)
-                e.remove_ours()
-            report(f"{a.parallel} containers started in parallel (docker run -d): " + ", ".join(
-                f"{e.label} {par[e.label]:.2f}s ({par[e.label] / par[ref.label]:.2f}x docker)"
-                for e in engines))
-            report(f"idle containers ({GUEST_MIB} MiB guests), {a.fleet} running:")
-            res = {}
-            for e in engines:
-                res[e.label] = fleet(e, a.fleet, report)
-                e.remove_ours()
-            for e in (cold, warm):
-                report(f"  ratios {e.label}/docker: PSS at {a.fleet} "
-                       f"{res[e.label]['pssN'] / res[ref.label]['pssN']:.1f}, docker ps "
-                       f"{res[e.label]['ps'] / res[ref.label]['ps']:.2f}")
+                report(f"  {e.label + ':':17} {stats(vruns[e.label])}")
+            report(f"  ratios: cold/docker {vc / vr:.2f}, warm/docker {vw / vr:.2f}, "
+                   f"warm/cold {vw / vc:.2f}")
+            if a.parallel:
+                parallel(engines, a.parallel, report)
+            if a.fleet:
+                fleets(engines, a.fleet, report)
         finally:
             for e in engines:
                 e.remove_ours()
+                e.docker("volume", "rm", "-f", VOLUME, check=False)
             for daemon, _ in daemons:
                 daemon.terminate()
                 daemon.wait(timeout=60)
     print("\nsummary:\n" + "\n".join(lines))
+
+
+def parallel(engines: tuple[Engine, Engine, Engine], count: int,
+             report: Callable[[str], None]) -> None:
+    ref = engines[2]
+    par = {}
+    for e in engines:
+        par[e.label] = parallel_start(e, count)
+        e.remove_ours()
+    report(f"{count} containers started in parallel (docker run -d): " + ", ".join(
+        f"{e.label} {par[e.label]:.2f}s ({par[e.label] / par[ref.label]:.2f}x docker)"
+        for e in engines))
+
+
+def fleets(engines: tuple[Engine, Engine, Engine], count: int,
+           report: Callable[[str], None]) -> None:
+    cold, warm, ref = engines
+    report(f"idle containers ({GUEST_MIB} MiB guests), {count} running:")
+    res = {}
+    for e in engines:
+        res[e.label] = fleet(e, count, report)
+        e.remove_ours()
+    for e in (cold, warm):
+        report(f"  ratios {e.label}/docker: PSS at {count} "
+               f"{res[e.label]['pssN'] / res[ref.label]['pssN']:.1f}, docker ps "
+               f"{res[e.label]['ps'] / res[ref.label]['ps']:.2f}")
 
 
 if __name__ == "__main__":

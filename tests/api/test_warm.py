@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from apihelpers import Daemon, docker, fetch, free_port, remove_all_containers, run_warm, vm_record
 from backends import WARM
+from privlibvirtd import temp_netns
 
 from vmcontainer.engine.templatelayout import VOLUME_CAPACITY
 
@@ -193,6 +194,37 @@ def test_volume_larger_than_its_slot_starts_cold(daemon: Daemon, name: str) -> N
     assert vm_record(daemon, name)["Path"] == "cold"
     _ok(docker(daemon, "rm", warm, name))
     _ok(docker(daemon, "volume", "rm", small, big))
+
+
+@warm_only
+def test_volume_and_bind_in_a_q35_clone(tmp_path: Path, busybox_archive: Path) -> None:
+    """Bridge mode (as root): q35 templates, virtio-pci disks and shares next to the
+    boot NIC's root port and the hot-plug ports; a clone's volume, bind mount and
+    NIC are its own. The daemon and its bridge live in a namespace of this test."""
+    with temp_netns("vmcw") as ns:
+        d = Daemon(tmp_path / "root", tmp_path / "d.sock", prefix=("ip", "netns", "exec", ns),
+                   extra=("--network-mode", "bridge"))
+        d.start()
+        try:
+            _ok(docker(d, "load", "-i", str(busybox_archive)))
+            (tmp_path / "h").mkdir()
+            names = [run_warm(d, "-d", "-v", f"v{i}:/data", "-v", f"{tmp_path / 'h'}:/h",
+                              "busybox", "sh", "-c",
+                              f"echo {i} > /data/f && echo {i} > /h/f{i} && sleep 600")[0]
+                     for i in range(2)]
+            assert vm_record(d, names[0])["Template"] == vm_record(d, names[1])["Template"]
+            assert vm_record(d, names[0])["MachineType"] == "q35"
+            for i, n in enumerate(names):
+                ip = _ok(docker(d, "inspect", "-f",
+                                "{{.NetworkSettings.Networks.bridge.IPAddress}}", n)).strip()
+                out = _ok(docker(d, "exec", n, "sh", "-c", "cat /data/f; ls /h; "
+                                 "ip -4 -o addr show eth0"))
+                assert out.startswith(f"{i}\nf0\nf1\n") and f"inet {ip}/" in out, out
+            info = _ok(docker(d, "info"))
+            assert ", q35, 1 NIC, 1 volume, 1 bind mount, built in " in info, info
+        finally:
+            remove_all_containers(d)
+            assert d.stop() == 0, d.log_text()
 
 
 def test_warm_start_off(tmp_path: Path, daemon: Daemon) -> None:
