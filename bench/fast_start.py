@@ -145,8 +145,9 @@ def main() -> None:
                                                   IMAGE, "true"))
             vc, vw, vr = (statistics.median(vruns[e.label]) for e in engines)
             report(f"`docker run --rm -v {VOLUME}:/data {IMAGE} true` (docker CLI):")
-            for e in engines:
-                report(f"  {e.label + ':':17} {stats(vruns[e.label])}")
+            for e, label in zip(engines, ("vmcontainer cold", "vmcontainer warm", "docker"),
+                                strict=True):
+                report(f"  {label + ':':17} {stats(vruns[e.label])}")
             report(f"  ratios: cold/docker {vc / vr:.2f}, warm/docker {vw / vr:.2f}, "
                    f"warm/cold {vw / vc:.2f}")
             if a.parallel:
