@@ -81,7 +81,8 @@ def _count(n: int, what: str) -> str:
 @dataclass(frozen=True)
 class Template:
     """A saved template: ``state`` (device state), ``memory`` (guest RAM file),
-    ``config_disk`` (the placeholder a clone attaches in the config slot)."""
+    ``config_disk`` (the placeholder a clone attaches in the config slot);
+    ``volumes``, ``shares``: its volume disk and 9p share slots."""
 
     key: str
     state: Path
