@@ -135,7 +135,7 @@ async def disconnect_running(ctx: EngineContext, nets: BridgeNetworks, c: Contai
     async def release() -> None:  # the guest powers the NIC's slot off: no 5 s wait
         await _ask_guest(running, MsgType.NET_RELEASE, {"mac": ep.mac}, "release the NIC")
 
-    moving = ep.resolver and not c.host_config.get("Dns")
+    moving = ep.resolver
     if moving:  # resolv.conf names this network's gateway: name the next one first
         await _point_resolver(nets, c, running, _next_resolver(nets, c, net))
     try:

@@ -8,6 +8,7 @@ for every record on daemon start (idempotent).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -254,11 +255,21 @@ class BridgeNetworks:
                 n.id == network_id and not n.builtin for n in nets):
             raise InvalidParameter(f"container {container_id[:12]} is not on a user-defined "
                                    f"network {network_id[:12]}")
-        for net in nets:
+        before = next((n.id for n in nets if n.endpoints[container_id].resolver), None)
+        self._mark_resolver(container_id, network_id)
+        try:
+            self._resolver_changed(container_id)
+        except BaseException:  # no half-moved marks: back as they were
+            self._mark_resolver(container_id, before)
+            with contextlib.suppress(Exception):
+                self._resolver_changed(container_id)
+            raise
+
+    def _mark_resolver(self, container_id: str, network_id: str | None) -> None:
+        for net in self.networks_of(container_id):
             ep = net.endpoints[container_id]
             if ep.resolver != (net.id == network_id):
                 self.store.save(net.with_endpoint(replace(ep, resolver=net.id == network_id)))
-        self._resolver_changed(container_id)
 
     def _resolver(self, container_id: str) -> ContainerResolver:
         return ContainerResolver(self.store.dir / "resolvers", container_id)
