@@ -58,10 +58,12 @@ demo: install
 # backend warm (template clones, the default where it applies), qemu backend cold
 # (every container boots), and the libvirt backend (tests/backends.py reads
 # VMCONTAINER_BACKEND; libvirt domains always boot).
+# --durations: the slowest tests of each pass in the log (where the suite's time goes).
+PYTEST := $(PY) -m pytest -ra --durations=15 tests
 test: install test-deps
-	$(PY) -m pytest -ra tests
-	VMCONTAINER_WARM_START=0 $(PY) -m pytest -ra tests
-	VMCONTAINER_BACKEND=libvirt $(PY) -m pytest -ra tests
+	$(PYTEST)
+	VMCONTAINER_WARM_START=0 $(PYTEST)
+	VMCONTAINER_BACKEND=libvirt $(PYTEST)
 
 lint: install
 	$(VENV)/bin/ruff check vmcontainer tests bench

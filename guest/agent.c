@@ -347,6 +347,7 @@ int main(void)
         .hosts = write_etc_file("hosts", cfg.hosts, ""),
         .resolv_conf = write_etc_file("resolv.conf", cfg.resolv_conf, ""),
     };
+    vmc_net_set_resolv_conf(etc.resolv_conf);
     if (cmdline_has("vmcontainer.maintenance=1")) {
         /* docker cp/export/diff/commit of a stopped container: its disks, no
          * process (PROTOCOL.md, "Maintenance boot"). */

@@ -255,17 +255,59 @@ static void wait_for_nics(const struct vmc_net_config *net)
     close(fd);
 }
 
+static const char *resolv_conf_path; /* the file bound on the container's /etc/resolv.conf */
+
+void vmc_net_set_resolv_conf(const char *path)
+{
+    resolv_conf_path = path;
+}
+
+/* NET_CONFIG's optional "resolv_conf": NULL when absent or null, 1 in *bad when
+ * it is something other than a string without NUL bytes. */
+static const char *resolv_conf_member(json_object *root, size_t *len, int *bad)
+{
+    json_object *v;
+    *bad = 0;
+    if (!json_object_object_get_ex(root, "resolv_conf", &v) || v == NULL)
+        return NULL;
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    *len = s ? (size_t)json_object_get_string_len(v) : 0;
+    if (s == NULL || strlen(s) != *len) {
+        *bad = 1;
+        return NULL;
+    }
+    return s;
+}
+
+/* Write text over the container's resolv.conf in place (open with O_TRUNC, not a
+ * new file renamed over it): the container's /etc/resolv.conf is a bind mount of
+ * this inode, so its processes see the new text at once, as under Docker. */
+static void rewrite_resolv_conf(const char *text, size_t len, char *err, size_t errlen)
+{
+    if (resolv_conf_path == NULL)
+        snprintf(err, errlen, "NET_CONFIG: the container's /etc/resolv.conf is not the agent's");
+    else if (vmc_write_file(resolv_conf_path, text, len, 0644) < 0)
+        snprintf(err, errlen, "NET_CONFIG: write %s: %s (errno %d)", resolv_conf_path, strerror(errno), errno);
+}
+
 void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len)
 {
     char err[256] = "";
     struct vmc_net_config net;
     json_tokener *tok = json_tokener_new();
     json_object *root = tok ? json_tokener_parse_ex(tok, (const char *)payload, (int)len) : NULL;
-    if (root == NULL || !json_object_is_type(root, json_type_object))
+    int is_object = root != NULL && json_object_is_type(root, json_type_object);
+    size_t resolv_len = 0;
+    int bad = 0;
+    const char *resolv = is_object ? resolv_conf_member(root, &resolv_len, &bad) : NULL;
+    if (!is_object)
         snprintf(err, sizeof err, "NET_CONFIG: not a JSON object");
+    else if (bad) /* refused before any NIC is touched */
+        snprintf(err, sizeof err, "NET_CONFIG: \"resolv_conf\" must be a string without NUL bytes");
     else if (vmc_net_config_parse(root, &net, err, sizeof err) == 0) {
         wait_for_nics(&net);
-        vmc_net_apply(&net, err, sizeof err);
+        if (vmc_net_apply(&net, err, sizeof err) == 0 && resolv != NULL)
+            rewrite_resolv_conf(resolv, resolv_len, err, sizeof err);
         vmc_net_config_free(&net);
     }
     if (root != NULL)

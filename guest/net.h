@@ -43,8 +43,13 @@ int vmc_net_find_by_mac(int fd, const unsigned char mac[6], char *out);
 int vmc_net_apply(struct vmc_net_config *net, char *err, size_t errlen);
 
 /* NET_CONFIG (guest/PROTOCOL.md): configure hot-plugged NICs, waiting up to
- * NET_WAIT_MS for each to appear; answers NET_RESULT on `session`. */
+ * NET_WAIT_MS for each to appear, then write its "resolv_conf" (if any) over the
+ * container's resolv.conf; answers NET_RESULT on `session`. */
 void vmc_net_on_config(uint16_t session, const uint8_t *payload, size_t len);
+
+/* The file the container's /etc/resolv.conf is bound to (NULL: none), which
+ * NET_CONFIG's "resolv_conf" rewrites in place. */
+void vmc_net_set_resolv_conf(const char *path);
 
 /* NET_RELEASE (guest/PROTOCOL.md): power off the hot-plug slot of the NIC the
  * payload's "mac" names, so that QEMU detaches it at once; answers NET_RESULT on

@@ -1,7 +1,7 @@
 """The guest agent over its port, protocol version 3 (guest/PROTOCOL.md): real VMs
 (QEMU, TCG here) booted with a config disk written here and an overlay of a busybox
 image, frames spoken directly through AgentLink — sessions, STDIN, PTYs, RESIZE,
-EXEC, SIGNAL to exec sessions, TOP, --init, ACK and RESUME."""
+EXEC, SIGNAL to exec sessions, TOP, --init, ACK and RESUME, NET_CONFIG's resolv_conf."""
 
 from __future__ import annotations
 
@@ -334,3 +334,36 @@ async def test_resume_sends_again_what_was_not_stored(vm: Any) -> None:
         await third.link.resume(4 + len(out), len(err))
         assert await third.run(0) == (b"", b"", ex)
         await third.link.close()
+
+
+async def test_net_config_rewrites_resolv_conf_in_place(vm: Any) -> None:
+    """NET_CONFIG's ``resolv_conf`` is written over the container's resolv.conf in
+    place (same inode: its /etc/resolv.conf is a bind mount); a NET_CONFIG the
+    agent refuses writes nothing."""
+    async def resolv(session: int) -> bytes:
+        assert (await g.exec(session, ["sh", "-c", "stat -c %i /etc/resolv.conf; "
+                                       "cat /etc/resolv.conf"]))["type"] == MsgType.STARTED
+        out, _, ex = await g.run(session)
+        assert ex["exit_code"] == 0
+        return out
+
+    async def net_config(session: int, doc: dict[str, Any]) -> str:
+        await g.send(MsgType.NET_CONFIG, doc, session)
+        return str((await g.expect(session, MsgType.NET_RESULT))["error"])
+
+    async with vm({"args": ["sleep", "600"]}) as g:
+        before = await resolv(1)
+        inode = before.split(b"\n")[0]
+        assert before == inode + b"\nnameserver 8.8.8.8\n"
+        assert "must be a string" in await net_config(10, {"resolv_conf": 5})
+        bad_nic = {"network": {"interfaces": [{"mac": "nope", "name": ""}]},
+                   "resolv_conf": "nameserver 10.0.0.9\n"}
+        assert "mac" in await net_config(11, bad_nic)
+        assert await resolv(2) == before
+        text = "nameserver 172.18.0.1\nsearch example.org\n"
+        assert await net_config(12, {"resolv_conf": text}) == ""
+        assert await resolv(3) == inode + b"\n" + text.encode()
+        assert await net_config(13, {"resolv_conf": ""}) == ""  # emptied, not removed
+        assert await resolv(4) == inode + b"\n"
+        await g.send(MsgType.SIGNAL, {"signal": 9}, 0)
+        await g.run(0)

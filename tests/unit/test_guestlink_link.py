@@ -5,6 +5,7 @@ the monitor continues with a new iterator)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 from vmcontainer.guestlink.link import AgentLink
@@ -64,19 +65,29 @@ def test_resume_drops_everything_before_resumed_even_a_split_frame() -> None:
     assert frames == [(MsgType.STDOUT, b"again\n"), (MsgType.EXIT, b'{"exit_code": 0}')]
 
 
-def test_ack_sends_only_new_counts() -> None:
+def test_acks_are_batched() -> None:
+    """ACKs carry the latest counts: one 50 ms after the first new count (not one
+    per write), none for unchanged counts, one at once after 256 KiB more."""
     async def main() -> bytes:
         host, guest = socket.socketpair()
         reader, writer = await asyncio.open_unix_connection(sock=host)
         link = AgentLink(reader, writer)
         link.ack(0, 0)  # nothing stored yet: nothing to say
         link.ack(5, 0)
-        link.ack(5, 0)
         link.ack(5, 2)
+        await asyncio.sleep(0.02)
+        guest.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            assert guest.recv(1000) == b""  # not yet
+        await asyncio.sleep(0.1)
+        link.ack(5, 2)
+        await asyncio.sleep(0.1)
+        link.ack(5 + (1 << 18), 2)  # at once
         await writer.drain()
         await link.close()
+        guest.setblocking(True)
         return guest.recv(1000)
 
     five, two = (5).to_bytes(8, "big"), (2).to_bytes(8, "big")
-    assert asyncio.run(main()) == (encode(MsgType.ACK, five + bytes(8))
-                                   + encode(MsgType.ACK, five + two))
+    big = (5 + (1 << 18)).to_bytes(8, "big")
+    assert asyncio.run(main()) == (encode(MsgType.ACK, five + two) + encode(MsgType.ACK, big + two))

@@ -8,6 +8,7 @@ for every record on daemon start (idempotent).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -17,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vmcontainer.errors import Conflict, Forbidden
+from vmcontainer.errors import Conflict, Forbidden, InvalidParameter
 from vmcontainer.network import ipam, links, nat, options
 from vmcontainer.network.dns import Dnsmasq, hosts_text
 from vmcontainer.network.resolver import ContainerResolver
@@ -236,6 +237,39 @@ class BridgeNetworks:
                 resolver = self._resolver(cid)
                 if resolver.running():
                     resolver.reload()
+
+    def resolver_network(self, container_id: str) -> NetworkRecord | None:
+        """The user-defined network whose gateway the container's resolv.conf
+        names (its endpoint's ``resolver``), None when none does."""
+        return next((n for n in self.networks_of(container_id)
+                     if n.endpoints[container_id].resolver), None)
+
+    def set_resolver(self, container_id: str, network_id: str | None) -> None:
+        """From now on the container's resolv.conf names the gateway of network
+        ``network_id`` (a user-defined one it is on), or no network's (None):
+        the endpoints' ``resolver`` marks move there, and the container's own
+        resolver follows (started on that gateway, or ended). Raises
+        InvalidParameter (not such a network of the container), System."""
+        nets = self.networks_of(container_id)
+        if network_id is not None and not any(
+                n.id == network_id and not n.builtin for n in nets):
+            raise InvalidParameter(f"container {container_id[:12]} is not on a user-defined "
+                                   f"network {network_id[:12]}")
+        before = next((n.id for n in nets if n.endpoints[container_id].resolver), None)
+        self._mark_resolver(container_id, network_id)
+        try:
+            self._resolver_changed(container_id)
+        except BaseException:  # no half-moved marks: back as they were
+            self._mark_resolver(container_id, before)
+            with contextlib.suppress(Exception):
+                self._resolver_changed(container_id)
+            raise
+
+    def _mark_resolver(self, container_id: str, network_id: str | None) -> None:
+        for net in self.networks_of(container_id):
+            ep = net.endpoints[container_id]
+            if ep.resolver != (net.id == network_id):
+                self.store.save(net.with_endpoint(replace(ep, resolver=net.id == network_id)))
 
     def _resolver(self, container_id: str) -> ContainerResolver:
         return ContainerResolver(self.store.dir / "resolvers", container_id)

@@ -17,8 +17,12 @@ first user-defined network's) at a port of its own; an nftables table
 there (DNAT), and drops queries to that port from anyone else. The container
 keeps one name server in resolv.conf, the network's dnsmasq keeps serving the
 others, and the resolver comes and goes with the container's second network
-(``docker network connect``/``disconnect`` included). Files under
-``<network dir>/resolvers/``: ``<id>.pid``, ``<id>.json`` (its port).
+(``docker network connect``/``disconnect`` included). Which network's gateway
+resolv.conf names is its endpoint's ``resolver`` mark: the first user-defined
+network at boot, the first one a running container joins when it had none
+(``vmcontainer.engine.nethotplug`` rewrites resolv.conf then), the next one when
+that network leaves. Files under ``<network dir>/resolvers/``: ``<id>.pid``,
+``<id>.json`` (its port).
 """
 
 from __future__ import annotations
