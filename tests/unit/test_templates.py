@@ -180,3 +180,11 @@ def test_config_payload_is_fresh_each_time() -> None:
     assert a["version"] == CONFIG_VERSION and a["hostname"] == "h"
     assert len(a["seed"]) == 128 and a["seed"] != b["seed"]
     assert abs(a["clock_ns"] / 1e9 - time.time()) < 5
+
+
+def test_eviction_picks_the_least_recently_used_idle_template() -> None:
+    from vmcontainer.engine.templates import eviction
+    assert eviction({"a": 10.0, "b": 5.0, "c": 50.0}, now=100.0, idle_s=60.0) == "b"
+    assert eviction({"a": 10.0, "c": 50.0}, now=100.0, idle_s=60.0) == "a"
+    assert eviction({"c": 50.0}, now=100.0, idle_s=60.0) is None  # in use lately: keep
+    assert eviction({}, now=100.0) is None

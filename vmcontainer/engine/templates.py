@@ -72,6 +72,13 @@ from vmcontainer.vm.spec import ChannelSpec, MachineSpec
 log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT_S = 120.0
+# At most this many templates (ready or building) per daemon: each holds its guest
+# RAM on tmpfs (~50 MiB for a 128 MiB guest), and every mix of memory, NICs,
+# volumes and bind mounts has its own. A new layout evicts the least recently
+# cloned template unused for EVICT_IDLE_S (a clone being started from it keeps
+# its files); when none is that idle, the new layout's containers start cold.
+MAX_TEMPLATES = 8
+EVICT_IDLE_S = 60.0
 
 
 def _count(n: int, what: str) -> str:
@@ -118,6 +125,13 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
+def eviction(last_used: dict[str, float], now: float, idle_s: float = EVICT_IDLE_S) -> str | None:
+    """The key to evict of templates last cloned at ``last_used`` (monotonic s):
+    the least recently used one idle for ``idle_s``, or None."""
+    idle = [(used, key) for key, used in last_used.items() if now - used >= idle_s]
+    return min(idle)[1] if idle else None
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of ``path``'s content, cached per (path, size, mtime)."""
     st = path.stat()
@@ -135,6 +149,7 @@ class TemplatePool:
         self._ready: dict[str, Template] = {}
         self._builds: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, str] = {}
+        self._used: dict[str, float] = {}  # key -> when last cloned or built (monotonic)
 
     def key(self, spec: MachineSpec) -> str:
         """The template key of container machine ``spec``."""
@@ -154,11 +169,25 @@ class TemplatePool:
         key = self.key(spec)
         t = self._ready.get(key)
         if t is not None and t.memory.exists() and t.state.exists():
+            self._used[key] = time.monotonic()
             return t
         self._ready.pop(key, None)
-        if key not in self._builds and key not in self._failed:
-            self._builds[key] = asyncio.create_task(self._build(key, spec))
+        if key in self._builds or key in self._failed:
+            return None
+        if len(self._ready) + len(self._builds) >= MAX_TEMPLATES:
+            victim = eviction({k: self._used.get(k, 0.0) for k in self._ready}, time.monotonic())
+            if victim is None:
+                return None
+            self._evict(victim)
+        self._builds[key] = asyncio.create_task(self._build(key, spec))
         return None
+
+    def _evict(self, key: str) -> None:
+        t = self._ready.pop(key)
+        self._used.pop(key, None)
+        t.memory.unlink(missing_ok=True)
+        shutil.rmtree(self._root / key, ignore_errors=True)
+        log.info("template %s evicted (at most %d templates)", key[:12], MAX_TEMPLATES)
 
     def drop(self, t: Template) -> None:
         """Forget ``t`` and build no template for its key again (a clone failed)."""
@@ -229,6 +258,7 @@ class TemplatePool:
                                         round(time.monotonic() - t0, 2), spec.machine_type,
                                         tuple(n.id for n in spec.nics),
                                         len(spec.disks) - 2, len(spec.shares))
+            self._used[key] = time.monotonic()
             log.info("template %s built in %.2fs", key[:12], time.monotonic() - t0)
         except asyncio.CancelledError:
             raise
