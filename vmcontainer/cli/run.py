@@ -78,10 +78,20 @@ def _run(spec: ContainerSpec, detach: bool, interactive: bool = False,
                             logs=False)
     condition = "removed" if spec.auto_remove else "next-exit"
     result: dict[str, Any] = {}
+    # The wait is registered before the start, as the docker CLI's is: the daemon
+    # answers its headers once registered (Engine API ContainerWait), and only the
+    # body is read in the background. Else a --rm container can be gone before the
+    # wait arrives (a new SSH session per connection made that likely: 404, 125).
+    try:
+        waiting = api.post(api._url("/containers/{0}/wait", cid), params={"condition": condition},
+                           stream=True, timeout=None)
+        api._raise_for_status(waiting)
+    except docker.errors.APIError as err:
+        _die(f"Error response from daemon: {client.error_text(err)}", 125)
 
     def wait() -> None:
         try:
-            result.update(api.wait(cid, condition=condition))
+            result.update(waiting.json())
         except Exception as err:  # the daemon went away: requests' errors, OSError
             result["error"] = err
 
