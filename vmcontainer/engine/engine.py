@@ -15,7 +15,6 @@ import builtins
 import contextlib
 import logging
 import signal
-from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
@@ -44,6 +43,7 @@ from vmcontainer.engine.spec import ContainerSpec
 from vmcontainer.engine.start import Running, start_container
 from vmcontainer.engine.state import Status
 from vmcontainer.engine.volumes import VolumesMixin, volume_event
+from vmcontainer.engine.waiters import WAIT_CONDITIONS, Waiters
 from vmcontainer.errors import (
     Conflict,
     ContainerNotFound,
@@ -55,13 +55,8 @@ from vmcontainer.errors import (
 
 log = logging.getLogger(__name__)
 
-WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 DEFAULT_STOP_TIMEOUT_S = 10
 KILL_GRACE_S = 2.0
-
-
-def _wait_result(code: int) -> dict[str, Any]:
-    return {"StatusCode": code, "Error": None}
 
 
 class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixin,
@@ -74,8 +69,7 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixi
         self.events = EventBus()
         self._running: dict[str, Running] = {}
         self._outputs: dict[str, Broadcast] = {}
-        self._waiters: dict[str, list[tuple[str, asyncio.Future[dict[str, Any]]]]] = (
-            defaultdict(list))
+        self._waiters = Waiters()
         self._tasks: set[asyncio.Task[None]] = set()
         self.restarts = Restarts(ctx, self._boot)
         self.execs = ExecManager(self._running.get)
@@ -301,27 +295,14 @@ class Engine(OutputMixin, ProcessesMixin, RecoveryMixin, VolumesMixin, FilesMixi
             await asyncio.sleep(0.005)
 
     def waiter(self, ref: str, condition: str = "not-running") -> Awaitable[dict[str, Any]]:
-        """Registers now; resolves to ``{"StatusCode": n, "Error": None}``."""
-        if condition not in WAIT_CONDITIONS:
-            raise InvalidParameter(f"invalid condition: {condition!r}")
+        """Registers now; resolves to ``{"StatusCode": n, "Error": None}``
+        (``waiters.Waiters.add``)."""
         c = self.get(ref)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        if condition == "not-running" and c.id not in self._running and not c.state.running:
-            fut.set_result(_wait_result(c.state.exit_code))
-        else:
-            self._waiters[c.id].append((condition, fut))
-        return fut
+        running = c.id in self._running or c.state.running
+        return self._waiters.add(c.id, condition, running, c.state.exit_code)
 
     def _resolve(self, cid: str, conditions: tuple[str, ...], code: int) -> None:
-        keep = []
-        for cond, fut in self._waiters.pop(cid, []):
-            if cond in conditions:
-                if not fut.done():
-                    fut.set_result(_wait_result(code))
-            else:
-                keep.append((cond, fut))
-        if keep:
-            self._waiters[cid] = keep
+        self._waiters.resolve(cid, conditions, code)
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         c = self.get(ref)
