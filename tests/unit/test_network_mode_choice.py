@@ -113,3 +113,18 @@ def test_tools_are_found_in_sbin_without_it_on_path(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(hosttools, "SBIN", (str(sbin),))
     assert hosttools.tool("nft") == str(sbin / "nft")
     assert hosttools.find_tool("dnsmasq") is None
+
+
+def test_a_remote_libvirt_host_means_user_networking(tmp_path: Path,
+                                                      no_env: pytest.MonkeyPatch) -> None:
+    """A VM on another host cannot open a tap on this host's bridge: a remote URI
+    makes user mode the default even as root, and an asked bridge mode an error."""
+    no_env.setattr("os.geteuid", lambda: 0)
+    remote = {"backend": "libvirt", "libvirt-uri": "qemu+ssh://root@h.example/system"}
+    assert _merge(tmp_path, remote) == "user"
+    assert _merge(tmp_path, {"backend": "libvirt", "libvirt-uri": "qemu:///system"}) == "bridge"
+    with pytest.raises(InvalidParameter, match=r"remote libvirt host: use --network-mode user"):
+        _merge(tmp_path, {**remote, "network-mode": "bridge"})
+    no_env.setenv("VMCONTAINER_NETWORK", "bridge")
+    with pytest.raises(InvalidParameter, match=r"needs the VMs on this host"):
+        _merge(tmp_path, remote)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from vmcontainer.config import network_mode
 from vmcontainer.errors import InvalidParameter
 from vmcontainer.image.registry import RegistryPolicy
+from vmcontainer.vm.libvirtconn import is_remote
 
 if TYPE_CHECKING:
     import ssl
@@ -171,6 +172,15 @@ def merge(flags: dict[str, Any], path: Path, explicit: bool) -> DaemonConfig:
             raise InvalidParameter(f"unable to configure the daemon with file {path}: "
                                    f"{err}") from None
         raise
+    if backend == "libvirt" and is_remote(uri) and mode == "bridge":
+        # Bridge mode puts each VM's tap on a bridge of this host; QEMU on another
+        # host cannot open it. So a remote URI defaults to user networking (ports
+        # then listen on the libvirt host, where QEMU runs) and refuses bridge.
+        if s.get("network-mode") or os.environ.get("VMCONTAINER_NETWORK"):
+            raise InvalidParameter(
+                f"bridge networking needs the VMs on this host, and {uri} is a remote "
+                "libvirt host: use --network-mode user")
+        mode = "user"
     registries = RegistryPolicy.from_config(s.get("insecure-registries") or (),
                                             mirrors=s.get("registry-mirrors") or ())
     return DaemonConfig(hosts=hosts, debug=bool(s["debug"]),
