@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from apihelpers import Daemon, remove_all_containers
+from apihelpers import Daemon, fetch, free_port, remove_all_containers
 from backends import ensure_libvirtd
 from sshserver import running_sshd
 
@@ -159,3 +159,16 @@ def test_bind_mounts_are_refused_on_a_remote_host(remote: Remote, name: str,
     r = docker(remote.daemon, "run", "--rm", "-v", f"{tmp_path}:/host", "busybox", "true")
     assert r.returncode != 0
     assert "bind mounts need the daemon's own filesystem" in r.stderr, r.stderr
+
+
+def test_published_port_opens_on_the_libvirt_host(remote: Remote, name: str) -> None:
+    """User networking on the remote host: QEMU there forwards the port, so it opens
+    on the libvirt host (here the same machine, reached over ssh) — and `docker
+    port` says so."""
+    d = remote.daemon
+    port = free_port()
+    ok(docker(d, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "sh",
+              "-c", "mkdir /www; echo served-remotely > /www/index.html; httpd -f -p 80 -h /www"))
+    assert ok(docker(d, "port", name)) == f"80/tcp -> 127.0.0.1:{port}\n"
+    assert fetch(f"http://127.0.0.1:{port}/") == b"served-remotely\n"
+    ok(docker(d, "rm", "-f", name))
