@@ -40,8 +40,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fleet import Engine, fleet, parallel_start, reference_engine, stats, until_warm
-from imagebuild import busybox_rootfs_tar, write_docker_archive
+from fleet import (
+    Engine,
+    Report,
+    fleet,
+    load_image,
+    parallel_start,
+    reference_engine,
+    stats,
+    until_warm,
+)
 from start_latency import timed_bare_boot
 
 from vmcontainer.config import Settings
@@ -102,25 +110,15 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--fleet", type=int, default=50)
     a = ap.parse_args()
-    lines: list[str] = []
-
-    def report(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
-
+    report = Report()
     with tempfile.TemporaryDirectory(prefix="vmc-fast-") as tmp:
         base = Path(tmp)
-        archive = base / "busybox.tar"
-        write_docker_archive(archive, [busybox_rootfs_tar()], [IMAGE], {"Cmd": ["sh"]})
         daemons = [start_vmcontainer(base, warm) for warm in (False, True)]
         cold, warm = (e for _, e in daemons)
         ref = reference_engine(PREFIX)
         engines = (cold, warm, ref)
         try:
-            for e in engines:
-                e.remove_ours()
-                e.docker("load", "-i", str(archive))
-                e.docker("run", "--rm", IMAGE, "true")  # warm-up (kernel build, base disk)
+            load_image(engines, base)
             until_warm(warm)
             until_warm(warm, "-m", f"{GUEST_MIB}m")  # the fleet's size
             runs: dict[str, list[float]] = {e.label: [] for e in engines}
@@ -161,7 +159,7 @@ def main() -> None:
             for daemon, _ in daemons:
                 daemon.terminate()
                 daemon.wait(timeout=60)
-    print("\nsummary:\n" + "\n".join(lines))
+    report.summary()
 
 
 def parallel(engines: tuple[Engine, Engine, Engine], count: int,

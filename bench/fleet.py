@@ -178,22 +178,41 @@ def start_daemon(base: Path, label: str, warm: bool) -> tuple[Daemon, Engine]:
     return d, Engine(label, f"unix://{d.sock}")
 
 
+class Report:
+    """Lines printed as they come, and all of them again at the end (``summary``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def summary(self) -> None:
+        print("\nsummary:\n" + "\n".join(self.lines))
+
+
+def load_image(engines: Sequence[Engine], base: Path) -> None:
+    """Write the suite's busybox as IMAGE (a docker-archive in ``base``), load it into
+    every engine (its bench containers removed first) and run it once there: base
+    disk built, kernel cached."""
+    archive = base / "busybox.tar"
+    write_docker_archive(archive, [busybox_rootfs_tar()], [IMAGE], {"Cmd": ["sh"]})
+    for e in engines:
+        e.remove_ours()
+        e.docker("load", "-i", str(archive))
+        e.docker("run", "--rm", IMAGE, "true")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fleet", type=int, default=50)
     ap.add_argument("--parallel", type=int, default=20)
     ap.add_argument("--no-cold", action="store_true", help="skip the cold daemon")
     a = ap.parse_args()
-    lines: list[str] = []
-
-    def report(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
-
+    report = Report()
     with tempfile.TemporaryDirectory(prefix="vmc-fleet-") as tmp:
         base = Path(tmp)
-        archive = base / "busybox.tar"
-        write_docker_archive(archive, [busybox_rootfs_tar()], [IMAGE], {"Cmd": ["sh"]})
         daemons = [start_daemon(base, "vmc-warm", True)]
         if not a.no_cold:
             daemons.append(start_daemon(base, "vmc-cold", False))
@@ -201,10 +220,7 @@ def main() -> None:
         engines = [*(e for _, e in daemons), ref]
         warm = daemons[0][1]
         try:
-            for e in engines:
-                e.remove_ours()
-                e.docker("load", "-i", str(archive))
-                e.docker("run", "--rm", IMAGE, "true")  # warm-up (base disk)
+            load_image(engines, base)
             until_warm(warm, "-m", f"{GUEST_MIB}m")  # the fleet's machine layout
             par = {}
             for e in engines:
@@ -229,7 +245,7 @@ def main() -> None:
                 e.remove_ours()
             for d, _ in daemons:
                 d.stop(timeout=120)
-    print("\nsummary:\n" + "\n".join(lines))
+    report.summary()
 
 
 if __name__ == "__main__":

@@ -118,24 +118,31 @@ static void drop_stored(const uint64_t stored[2])
     kept_len = out;
 }
 
-void vmc_replay_on_ack(const uint8_t *payload, size_t len)
+/* ACK's and RESUME's counts into stored, and the records they cover dropped;
+ * false (logged) for a payload shorter than the counts. */
+static bool take_counts(const char *what, const uint8_t *payload, size_t len, uint64_t stored[2])
 {
     if (len < 16) {
-        vmc_error("host sent an ACK of %zu bytes (16 expected)", len);
-        return;
+        vmc_error("host sent a %s of %zu bytes (16 or more expected)", what, len);
+        return false;
     }
-    uint64_t stored[2] = {be64(payload), be64(payload + 8)};
+    stored[0] = be64(payload);
+    stored[1] = be64(payload + 8);
     drop_stored(stored);
+    return true;
+}
+
+void vmc_replay_on_ack(const uint8_t *payload, size_t len)
+{
+    uint64_t stored[2];
+    take_counts("ACK", payload, len, stored);
 }
 
 void vmc_replay_on_resume(const uint8_t *payload, size_t len)
 {
-    if (len < 16) {
-        vmc_error("host sent a RESUME of %zu bytes (16 or more expected)", len);
+    uint64_t stored[2];
+    if (!take_counts("RESUME", payload, len, stored))
         return;
-    }
-    uint64_t stored[2] = {be64(payload), be64(payload + 8)};
-    drop_stored(stored);
     vmc_info("host resumed at stdout %llu, stderr %llu: resending %zu bytes", (unsigned long long)stored[0],
              (unsigned long long)stored[1], kept_data);
     vmc_channel_send(chan, VMC_MSG_RESUMED, VMC_MAIN_SESSION, payload + 16, len - 16);
